@@ -1,0 +1,124 @@
+//! The command line as plain data (clap derive). Validation into each command's `Config` happens
+//! in that command's module; nothing here touches the outside world.
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtm-compute",
+    version,
+    about = "Prove that a container image was built from a given git commit",
+    long_about = "Builds compute/Dockerfile from a clean worktree of one git commit, records a witness of the image \
+                  (digest, input hashes, gitRef) as RDF, and later rebuilds from that commit to check the digest.\n\n\
+                  Exit codes: 0 success (digest matches), 1 digest mismatch or failed reproduction, 2 prerequisite failure."
+)]
+pub struct Cli {
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print every git and docker command as it runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the Dockerfile at a commit, from a clean worktree of exactly that commit, and record
+    /// the witness.
+    #[command(
+        after_help = "Examples:\n  rtm-compute materialize\n  rtm-compute materialize --rev v1.2 --tag adcs-compute:v1.2 --json\n  rtm-compute materialize --repo ../mission --record evidence/rtm.trig"
+    )]
+    Materialize(MaterializeArgs),
+    /// Rebuild the image a witness names, from its recorded commit, and check the digest.
+    #[command(
+        after_help = "Exit codes: 0 the digest matches, 1 it does not (or the rebuild failed), 2 a prerequisite is missing.\n\nExamples:\n  rtm-compute reproduce --image-digest 71a59f23\n  rtm-compute reproduce --image urn:adcs:docker-image:sha256-71a5… --from-trig output/rtm.trig --no-cache"
+    )]
+    Reproduce(ReproduceArgs),
+    /// Print the dockerfileHash and buildContextHash of a tree without building.
+    #[command(
+        after_help = "Examples:\n  rtm-compute hash\n  rtm-compute hash --dockerfile compute/Dockerfile --context . --json"
+    )]
+    Hash(HashArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    /// The docker-compatible CLI to run (e.g. podman).
+    #[arg(long = "docker-cmd", env = "DOCKER", default_value = "docker", value_name = "PROGRAM")]
+    pub docker_cmd: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// The repository (any directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: Utf8PathBuf,
+    /// The commit to build (any revision git understands).
+    #[arg(long, default_value = "HEAD")]
+    pub rev: String,
+    /// The Dockerfile, relative to the repository root.
+    #[arg(long, default_value = "compute/Dockerfile", value_name = "PATH")]
+    pub dockerfile: String,
+    /// The build context, relative to the repository root.
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub context: String,
+    /// The tag to give the image [default: rtm/<repository name>:<short commit>].
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// The TriG record to append the witness to.
+    #[arg(long, default_value = "output/rtm.trig", value_name = "PATH")]
+    pub record: Utf8PathBuf,
+    /// Build without docker's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "witness", required = true, multiple = false, args = ["image_digest", "image"])]
+pub struct ReproduceArgs {
+    /// The witness's digest (full `sha256:…` or a unique part of it).
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: Option<String>,
+    /// The witness's image IRI.
+    #[arg(long, value_name = "IRI")]
+    pub image: Option<String>,
+    /// The TriG record to read the witness from.
+    #[arg(long, default_value = "output/rtm.trig", value_name = "PATH")]
+    pub from_trig: Utf8PathBuf,
+    /// A repository that may already hold the commit [default: the current one]; otherwise the
+    /// gitRef's repository is cloned.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<Utf8PathBuf>,
+    /// Rebuild without docker's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The TriG record to append the assertion to [default: the --from-trig file].
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<Utf8PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// The Dockerfile.
+    #[arg(long, default_value = "compute/Dockerfile", value_name = "PATH")]
+    pub dockerfile: Utf8PathBuf,
+    /// The build context directory.
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub context: Utf8PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,250 @@
+//! `rtm-compute materialize`: build the Dockerfile at one commit, from a clean temporary worktree
+//! of exactly that commit, and append the image's witness to the record.
+//!
+//! Invariant: the witness names the commit that was built; uncommitted changes in the user's
+//! working tree never reach the build (they are reported instead).
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::json;
+
+use crate::cli::MaterializeArgs;
+use crate::docker::{self, BuildRequest, ImageDigest};
+use crate::error::{EXIT_OK, Error};
+use crate::git::{self, CommitId};
+use crate::gitref::{GitRef, safe_relative_path};
+use crate::hash;
+use crate::log;
+use crate::process::Program;
+use crate::record;
+use crate::time::Timestamp;
+use crate::witness::{ImageWitness, Selector, select};
+
+/// Validated settings of one materialize run.
+pub struct Config {
+    pub git: Program,
+    pub docker: Program,
+    pub repo: Utf8PathBuf,
+    pub rev: String,
+    pub dockerfile: Utf8PathBuf,
+    /// `None` for the repository root.
+    pub context: Option<Utf8PathBuf>,
+    pub tag: Option<String>,
+    pub record: Utf8PathBuf,
+    pub no_cache: bool,
+    pub json: bool,
+}
+
+impl Config {
+    pub fn from_args(args: MaterializeArgs) -> Result<Config, Error> {
+        let dockerfile = safe_relative_path(&args.dockerfile).ok_or_else(|| Error::Invalid {
+            what: format!(
+                "--dockerfile {:?} must be a path inside the repository, relative to its root",
+                args.dockerfile
+            ),
+        })?;
+        let context = match args.context.trim_end_matches('/') {
+            "." | "" => None,
+            c => Some(safe_relative_path(c).ok_or_else(|| Error::Invalid {
+                what: format!(
+                    "--context {:?} must be a directory inside the repository, relative to its root",
+                    args.context
+                ),
+            })?),
+        };
+        if let Some(tag) = &args.tag {
+            validate_tag(tag)?;
+        }
+        Ok(Config {
+            git: super::git_program()?,
+            docker: super::docker_program(&args.docker.docker_cmd)?,
+            repo: args.repo,
+            rev: args.rev,
+            dockerfile,
+            context,
+            tag: args.tag,
+            record: args.record,
+            no_cache: args.no_cache,
+            json: args.json,
+        })
+    }
+}
+
+/// A docker reference is `name[:tag]` with a lowercase name; refuse anything that could read as an
+/// option. Docker itself has the last word on the finer rules.
+fn validate_tag(tag: &str) -> Result<(), Error> {
+    let (name, tag_part) = match tag.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (tag, None),
+    };
+    let name_ok = !name.is_empty()
+        && !name.starts_with(['-', '.', '/', ':'])
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c));
+    let tag_ok = tag_part.is_none_or(|t| {
+        !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(['.', '-'])
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    if name_ok && tag_ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: format!("--tag {tag:?} is not a docker image reference (NAME[:TAG], lowercase name)"),
+        })
+    }
+}
+
+/// `rtm/<repository directory name>:<short commit>`.
+fn default_tag(root: &Utf8Path, commit: &CommitId) -> String {
+    let name: String = root
+        .file_name()
+        .unwrap_or("repo")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    format!("rtm/{}:{}", if name.is_empty() { "repo" } else { name }, commit.short())
+}
+
+/// What a materialize run produced.
+struct Outcome {
+    witness: ImageWitness,
+    commit: CommitId,
+    already_recorded: bool,
+}
+
+pub fn run(cfg: Config) -> Result<u8, Error> {
+    let root = git::toplevel(&cfg.git, &cfg.repo)?;
+    let commit = git::resolve_commit(&cfg.git, &root, &cfg.rev)?;
+    warn_about_uncommitted_changes(&cfg, &root, &commit)?;
+    docker::server_version(&cfg.docker)?;
+
+    let worktree = git::add_worktree(&cfg.git, &root, &commit)?;
+    let tree = worktree.path();
+    let dockerfile = tree.join(&cfg.dockerfile);
+    if !dockerfile.is_file() {
+        return Err(Error::Invalid { what: format!("{} does not exist at commit {commit}", cfg.dockerfile) });
+    }
+    let context_rel = cfg.context.clone().unwrap_or_else(|| Utf8PathBuf::from("."));
+    let context = tree.join(&context_rel);
+    if !context.is_dir() {
+        return Err(Error::Invalid {
+            what: format!("build context {context_rel} is not a directory at commit {commit}"),
+        });
+    }
+    let dockerfile_hash = hash::file_hash(&dockerfile)?;
+    let build_context_hash = hash::context_hash(&context)?;
+    let base_image_digest = docker::base_image_digest(&cfg.docker, &dockerfile)?;
+    let tag = cfg.tag.clone().unwrap_or_else(|| default_tag(&root, &commit));
+
+    log::info(&format!("building {} at {} (commit {})", cfg.dockerfile, tag, commit.short()));
+    let image: ImageDigest = docker::build(
+        &cfg.docker,
+        &BuildRequest {
+            dir: tree,
+            dockerfile: &cfg.dockerfile,
+            context: &context_rel,
+            tag: Some(&tag),
+            no_cache: cfg.no_cache,
+        },
+    )?;
+    drop(worktree);
+
+    let origin = git::origin_url(&cfg.git, &root)?;
+    let git_ref = GitRef::for_commit(origin.as_deref(), &root, commit.clone(), &cfg.dockerfile);
+    let witness = ImageWitness {
+        iri: ImageWitness::iri_for(&image),
+        content_hash: image,
+        labels: vec![tag],
+        base_image_digest,
+        dockerfile_hash: Some(dockerfile_hash),
+        build_context_hash: Some(build_context_hash),
+        generated_at: Some(Timestamp::now()),
+        git_ref: Some(git_ref.to_string()),
+        context_path: cfg.context.as_ref().map(|c| c.to_string()),
+        source_date_epoch: None,
+        normalizer: None,
+        layers: Vec::new(),
+        registry_ref: None,
+        flexo_record: None,
+    };
+    let outcome = record_witness(&cfg.record, witness, commit)?;
+    report(&cfg, &outcome)?;
+    Ok(EXIT_OK)
+}
+
+fn warn_about_uncommitted_changes(cfg: &Config, root: &Utf8Path, commit: &CommitId) -> Result<(), Error> {
+    let changes = git::uncommitted_changes(&cfg.git, root)?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let head = git::resolve_commit(&cfg.git, root, "HEAD").ok();
+    let shown: Vec<&str> = changes.iter().take(5).map(String::as_str).collect();
+    let more =
+        if changes.len() > shown.len() { format!(" and {} more", changes.len() - shown.len()) } else { String::new() };
+    let relation = if head.as_ref() == Some(commit) { "" } else { " (and it is not HEAD)" };
+    log::warn(&format!(
+        "{} uncommitted change(s) in {root} are NOT in this build, which uses commit {}{relation} exactly: {}{more}",
+        changes.len(),
+        commit.short(),
+        shown.join(", ")
+    ));
+    Ok(())
+}
+
+/// Appends the witness, unless the record already witnesses the same image.
+fn record_witness(path: &Utf8Path, witness: ImageWitness, commit: CommitId) -> Result<Outcome, Error> {
+    let selector = Selector::Iri(witness.iri.clone());
+    let (witness, already_recorded) = record::append(path, |ds| match select(ds, &selector) {
+        Ok(existing) => (Vec::new(), (existing, true)),
+        Err(_) => (witness.to_quads(), (witness, false)),
+    })?;
+    Ok(Outcome { witness, commit, already_recorded })
+}
+
+fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
+    let w = &o.witness;
+    if cfg.json {
+        return super::print_json(&json!({
+            "image": w.iri,
+            "digest": w.content_hash.as_str(),
+            "label": w.labels.first(),
+            "commit": o.commit.as_str(),
+            "gitRef": w.git_ref,
+            "dockerfileHash": w.dockerfile_hash,
+            "buildContextHash": w.build_context_hash,
+            "baseImageDigest": super::opt(w.base_image_digest.as_ref()),
+            "generatedAtTime": super::opt(w.generated_at.map(|t| t.to_xsd())),
+            "record": cfg.record.as_str(),
+            "alreadyRecorded": o.already_recorded,
+        }));
+    }
+    if o.already_recorded {
+        log::info(&format!("{} already holds a witness of this image; nothing added", cfg.record));
+    }
+    super::print(&format!(
+        "image   {}\ndigest  {}\ngitRef  {}\nrecord  {}\n",
+        w.iri,
+        w.content_hash,
+        w.git_ref.as_deref().unwrap_or("-"),
+        cfg.record
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        for ok in ["a", "adcs-compute:v1.2", "localhost:5000/org/img:TAG_1", "localhost:5000/img", "rtm/x:0123456789ab"]
+        {
+            assert!(validate_tag(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-q", "Upper:x", "a b", "a:", "a:-x", "--tag=x"] {
+            assert!(validate_tag(bad).is_err(), "{bad}");
+        }
+        let c = CommitId::parse(&"ab".repeat(20)).unwrap();
+        assert_eq!(default_tag(Utf8Path::new("/w/My Repo"), &c), "rtm/my-repo:abababababab");
+    }
+}

@@ -1,0 +1,276 @@
+//! `rtm-compute reproduce`: read a witness, check its recorded commit out in a temporary
+//! worktree, rebuild, compare the digest with `rtm:contentHash`, and record the outcome as an
+//! EARL assertion.
+//!
+//! Invariants: the commit is looked for offline first (the local repository), and only a
+//! validated gitRef base is ever cloned; every temporary worktree and clone is removed on every
+//! path. Exit 0 on a match, 1 on a mismatch or failed rebuild, 2 when a prerequisite is missing.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::json;
+
+use crate::cli::ReproduceArgs;
+use crate::docker::{self, BuildRequest, DockerError, ImageDigest};
+use crate::error::{EXIT_MISMATCH, EXIT_OK, Error};
+use crate::git::{self, CommitId, GitError};
+use crate::gitref::{Base, GitRef};
+use crate::hash;
+use crate::log;
+use crate::process::Program;
+use crate::record;
+use crate::time::Timestamp;
+use crate::witness::{Assertion, ImageWitness, Method, Selector, select};
+
+/// Validated settings of one reproduce run.
+pub struct Config {
+    pub git: Program,
+    pub docker: Program,
+    pub selector: Selector,
+    pub from_trig: Utf8PathBuf,
+    /// `None`: the current directory's repository, if it is one.
+    pub repo: Option<Utf8PathBuf>,
+    pub no_cache: bool,
+    pub record: Utf8PathBuf,
+    pub json: bool,
+}
+
+impl Config {
+    pub fn from_args(args: ReproduceArgs) -> Result<Config, Error> {
+        let selector = match (args.image_digest, args.image) {
+            (Some(d), None) if !d.trim().is_empty() => Selector::Digest(d.trim().to_owned()),
+            (None, Some(i)) if !i.trim().is_empty() => Selector::Iri(i.trim().to_owned()),
+            _ => {
+                return Err(Error::Invalid { what: "give one non-empty --image-digest or --image".into() });
+            }
+        };
+        Ok(Config {
+            git: super::git_program()?,
+            docker: super::docker_program(&args.docker.docker_cmd)?,
+            selector,
+            record: args.record.unwrap_or_else(|| args.from_trig.clone()),
+            from_trig: args.from_trig,
+            repo: args.repo,
+            no_cache: args.no_cache,
+            json: args.json,
+        })
+    }
+}
+
+/// Where the recorded commit was found. Dropping it removes any temporary clone.
+struct Source {
+    repo: Utf8PathBuf,
+    _clone: Option<tempfile::TempDir>,
+}
+
+/// How the rebuilt inputs compare with the recorded ones.
+struct InputCheck {
+    name: &'static str,
+    recorded: Option<String>,
+    now: Option<String>,
+}
+
+impl InputCheck {
+    fn changed(&self) -> bool {
+        self.recorded.is_some() && self.recorded != self.now
+    }
+}
+
+pub fn run(cfg: Config) -> Result<u8, Error> {
+    let ds = record::read(&cfg.from_trig)?;
+    let witness = select(&ds, &cfg.selector)?;
+    let git_ref = recorded_git_ref(&witness)?;
+    let commit = git_ref.commit.clone().expect("checked by recorded_git_ref");
+    docker::server_version(&cfg.docker)?;
+
+    let source = locate_commit(&cfg, &git_ref, &commit)?;
+    let worktree = git::add_worktree(&cfg.git, &source.repo, &commit)?;
+    let tree = worktree.path();
+    let context_rel = Utf8PathBuf::from(witness.context_path.as_deref().unwrap_or("."));
+    let dockerfile = tree.join(&git_ref.path);
+
+    let inputs = check_inputs(&cfg, &witness, &dockerfile, &tree.join(&context_rel))?;
+    log::info(&format!("rebuilding {} at commit {}", git_ref.path, commit.short()));
+    let built = docker::build(
+        &cfg.docker,
+        &BuildRequest {
+            dir: tree,
+            dockerfile: &git_ref.path,
+            context: &context_rel,
+            tag: None,
+            no_cache: cfg.no_cache,
+        },
+    );
+    drop(worktree);
+    drop(source);
+
+    let (observed, description) = match built {
+        Ok(digest) => {
+            let text = describe(&witness.content_hash, &digest, &inputs);
+            (Some(digest), text)
+        }
+        Err(DockerError::BuildFailed { source }) => (None, format!("rebuild failed: {source}")),
+        Err(e) => return Err(e.into()),
+    };
+    let passed = observed.as_ref() == Some(&witness.content_hash);
+    let assertion = Assertion {
+        image_iri: witness.iri.clone(),
+        passed,
+        at: Timestamp::now(),
+        method: Method::Rebuild,
+        observed: observed.clone(),
+        description,
+    };
+    let assertion_iri = record::append(&cfg.record, |ds| {
+        let (iri, quads) = assertion.to_quads(ds);
+        (quads, iri)
+    })?;
+    report(&cfg, &witness, &commit, &assertion, &assertion_iri, &inputs)?;
+    Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
+}
+
+/// The witness's gitRef, parsed and checked to name a commit we can fetch.
+fn recorded_git_ref(w: &ImageWitness) -> Result<GitRef, Error> {
+    let not = |reason: String| Error::NotReproducible { image: w.iri.clone(), reason };
+    let text = w.git_ref.as_deref().ok_or_else(|| not("the record has no rtm:gitRef".into()))?;
+    let git_ref = GitRef::parse(text).map_err(|e| not(e.to_string()))?;
+    if git_ref.base == Base::Unknown || git_ref.commit.is_none() {
+        return Err(not(format!("it was built outside a git repository ({text})")));
+    }
+    Ok(git_ref)
+}
+
+/// Finds the commit: in `--repo` (or the current repository) first, offline; otherwise in a
+/// temporary clone of the gitRef's base.
+fn locate_commit(cfg: &Config, git_ref: &GitRef, commit: &CommitId) -> Result<Source, Error> {
+    let mut searched = Vec::new();
+    let local = match &cfg.repo {
+        Some(dir) => Some(git::toplevel(&cfg.git, dir)?),
+        None => match git::toplevel(&cfg.git, Utf8Path::new(".")) {
+            Ok(root) => Some(root),
+            Err(GitError::NotARepository { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if let Some(root) = local {
+        if git::has_commit(&cfg.git, &root, commit)? {
+            return Ok(Source { repo: root, _clone: None });
+        }
+        searched.push(root.to_string());
+    }
+    let url = git_ref.clone_url().expect("checked by recorded_git_ref");
+    searched.push(url.clone());
+    let tmp = tempfile::Builder::new()
+        .prefix("rtm-clone-")
+        .tempdir()
+        .map_err(|source| Error::Git(GitError::Io { what: "failed to create a temporary directory".into(), source }))?;
+    let dest = Utf8PathBuf::from_path_buf(tmp.path().join("repo"))
+        .map_err(|_| Error::Invalid { what: "temporary directory is not UTF-8".into() })?;
+    log::info(&format!("commit {} is not in a local repository; cloning {url}", commit.short()));
+    match git::clone_no_checkout(&cfg.git, &url, &dest) {
+        Ok(()) if git::has_commit(&cfg.git, &dest, commit)? => Ok(Source { repo: dest, _clone: Some(tmp) }),
+        Ok(()) => Err(Error::UnknownCommit { commit: commit.to_string(), searched }),
+        Err(GitError::Cmd(e @ crate::process::CmdError::Failed { .. })) => {
+            log::warn(&format!("could not clone {url}: {e}"));
+            Err(Error::UnknownCommit { commit: commit.to_string(), searched })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The recorded inputs against the checked-out ones: what changed explains a mismatch.
+fn check_inputs(
+    cfg: &Config,
+    w: &ImageWitness,
+    dockerfile: &Utf8Path,
+    context: &Utf8Path,
+) -> Result<Vec<InputCheck>, Error> {
+    if !dockerfile.is_file() {
+        return Err(Error::NotReproducible {
+            image: w.iri.clone(),
+            reason: format!("the recorded commit has no {dockerfile}"),
+        });
+    }
+    Ok(vec![
+        InputCheck {
+            name: "dockerfileHash",
+            recorded: w.dockerfile_hash.clone(),
+            now: Some(hash::file_hash(dockerfile)?),
+        },
+        InputCheck {
+            name: "buildContextHash",
+            recorded: w.build_context_hash.clone(),
+            now: Some(hash::context_hash(context)?),
+        },
+        InputCheck {
+            name: "baseImageDigest",
+            recorded: w.base_image_digest.as_ref().map(ToString::to_string),
+            now: docker::base_image_digest(&cfg.docker, dockerfile)?.map(|d| d.to_string()),
+        },
+    ])
+}
+
+/// Plain words for the assertion's `earl:result`.
+fn describe(recorded: &ImageDigest, rebuilt: &ImageDigest, inputs: &[InputCheck]) -> String {
+    if recorded == rebuilt {
+        return format!("rebuilt image {rebuilt} matches the recorded contentHash");
+    }
+    let changed: Vec<String> = inputs
+        .iter()
+        .filter(|i| i.changed())
+        .map(|i| {
+            format!(
+                "{} changed (recorded {}, now {})",
+                i.name,
+                i.recorded.as_deref().unwrap_or("-"),
+                i.now.as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    let why = if changed.is_empty() {
+        "the recorded inputs are unchanged, so the build itself is not deterministic".to_owned()
+    } else {
+        changed.join("; ")
+    };
+    format!("digest mismatch: recorded {recorded}, rebuilt {rebuilt}; {why}")
+}
+
+fn report(
+    cfg: &Config,
+    w: &ImageWitness,
+    commit: &CommitId,
+    a: &Assertion,
+    assertion_iri: &str,
+    inputs: &[InputCheck],
+) -> Result<(), Error> {
+    if cfg.json {
+        let inputs: serde_json::Map<String, serde_json::Value> = inputs
+            .iter()
+            .map(|i| (i.name.to_owned(), json!({ "recorded": i.recorded, "now": i.now, "changed": i.changed() })))
+            .collect();
+        return super::print_json(&json!({
+            "outcome": if a.passed { "passed" } else { "failed" },
+            "image": w.iri,
+            "recordedDigest": w.content_hash.as_str(),
+            "rebuiltDigest": super::opt(a.observed.as_ref()),
+            "commit": commit.as_str(),
+            "gitRef": w.git_ref,
+            "method": a.method.as_str(),
+            "inputs": inputs,
+            "description": a.description,
+            "assertion": assertion_iri,
+            "record": cfg.record.as_str(),
+        }));
+    }
+    let verdict = if a.passed { "PASS" } else { "FAIL" };
+    let mut text = format!(
+        "{verdict}  {}\n  recorded  {}\n  rebuilt   {}\n  commit    {commit}\n",
+        w.iri,
+        w.content_hash,
+        a.observed.as_ref().map_or("(no image)".to_owned(), ToString::to_string)
+    );
+    if !a.passed {
+        text.push_str(&format!("  reason    {}\n", a.description));
+    }
+    text.push_str(&format!("  assertion {assertion_iri} in {}\n", cfg.record));
+    super::print(&text)
+}

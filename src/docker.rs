@@ -1,0 +1,273 @@
+//! The image remote: the local Docker daemon (or podman), driven through its CLI.
+//!
+//! Only this module spells out docker's arguments, and it returns parsed values ([`ImageDigest`],
+//! [`ImageInfo`]), never raw stdout. It speaks the subset that docker 20.10+ and podman share.
+
+use std::fmt;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::process::{Cmd, CmdError, Program};
+
+/// A `sha256:<64 hex>` digest (an image's config digest, a layer's diff_id, a manifest digest).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageDigest(String);
+
+impl ImageDigest {
+    /// Accepts `sha256:<hex>` and podman's bare 64-hex ids.
+    pub fn parse(s: &str) -> Option<ImageDigest> {
+        let s = s.trim();
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| ImageDigest(format!("sha256:{}", hex.to_ascii_lowercase())))
+    }
+
+    pub fn from_hex(hex: &str) -> ImageDigest {
+        ImageDigest::parse(hex).expect("sha256 hex digest")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// The first 12 hex digits, as `docker images` shows them.
+    pub fn short(&self) -> &str {
+        &self.hex()[..12]
+    }
+}
+
+impl fmt::Display for ImageDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug)]
+pub enum DockerError {
+    DaemonDown { docker: String, detail: String },
+    BuildFailed { source: CmdError },
+    Unexpected { command: String, output: String },
+    Io { what: String, source: std::io::Error },
+    Cmd(CmdError),
+}
+
+impl fmt::Display for DockerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerError::DaemonDown { docker, detail } => {
+                write!(f, "the {docker} daemon is not reachable (is it running? try `{docker} info`): {detail}")
+            }
+            DockerError::BuildFailed { source } => write!(f, "image build failed: {source}"),
+            DockerError::Unexpected { command, output } => {
+                write!(f, "unexpected output from `{command}`: {output:?}")
+            }
+            DockerError::Io { what, source } => write!(f, "{what}: {source}"),
+            DockerError::Cmd(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DockerError {}
+
+impl From<CmdError> for DockerError {
+    fn from(e: CmdError) -> DockerError {
+        DockerError::Cmd(e)
+    }
+}
+
+fn docker(program: &Program) -> Cmd {
+    Cmd::new(program).env("LC_ALL", "C")
+}
+
+/// Checks that the daemon answers, and returns its version.
+pub fn server_version(program: &Program) -> Result<String, DockerError> {
+    match docker(program).args(["version", "--format", "{{.Server.Version}}"]).output() {
+        Ok(out) if !out.stdout_text().is_empty() => Ok(out.stdout_text()),
+        Ok(out) => Err(DockerError::DaemonDown {
+            docker: program.name.clone(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }),
+        Err(CmdError::Failed { stderr, .. }) => {
+            Err(DockerError::DaemonDown { docker: program.name.clone(), detail: stderr })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a build needs: paths are relative to `dir` (the worktree root).
+pub struct BuildRequest<'a> {
+    pub dir: &'a Utf8Path,
+    pub dockerfile: &'a Utf8Path,
+    pub context: &'a Utf8Path,
+    pub tag: Option<&'a str>,
+    pub no_cache: bool,
+}
+
+/// Builds an image and returns the id the builder reports (`--iidfile`).
+pub fn build(program: &Program, req: &BuildRequest) -> Result<ImageDigest, DockerError> {
+    let tmp = tempfile::tempdir()
+        .map_err(|source| DockerError::Io { what: "failed to create a temporary directory".into(), source })?;
+    let iidfile = tmp.path().join("iid");
+    let mut cmd =
+        docker(program).dir(req.dir).args(["build", "--file", req.dockerfile.as_str(), "--iidfile"]).arg(&iidfile);
+    if let Some(tag) = req.tag {
+        cmd = cmd.args(["--tag", tag]);
+    }
+    if req.no_cache {
+        cmd = cmd.arg("--no-cache");
+    }
+    cmd.arg("--").arg(req.context.as_str()).stream().map_err(|source| match source {
+        CmdError::Failed { .. } => DockerError::BuildFailed { source },
+        other => other.into(),
+    })?;
+    let text = std::fs::read_to_string(&iidfile)
+        .map_err(|source| DockerError::Io { what: "failed to read the build's --iidfile".into(), source })?;
+    ImageDigest::parse(&text).ok_or(DockerError::Unexpected { command: "docker build --iidfile".into(), output: text })
+}
+
+/// The facts `docker image inspect` gives about a local image.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    pub id: ImageDigest,
+    pub repo_tags: Vec<String>,
+    pub created: String,
+    pub layers: Vec<ImageDigest>,
+}
+
+/// Inspects a local image; `Ok(None)` when the daemon does not have it.
+pub fn inspect_image(program: &Program, reference: &str) -> Result<Option<ImageInfo>, DockerError> {
+    let cmd = docker(program).args(["image", "inspect", "--format", "{{json .}}", "--", reference]);
+    let command = cmd.display();
+    let (status, out) = cmd.output_status()?;
+    if status != Some(0) {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        if stderr.contains("no such image") || stderr.contains("not found") || stderr.contains("unknown") {
+            return Ok(None);
+        }
+        return Err(CmdError::Failed { command, status: format!("exited with status {status:?}"), stderr }.into());
+    }
+    let text = out.stdout_text();
+    let bad = || DockerError::Unexpected { command: command.clone(), output: text.chars().take(200).collect() };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+    let id = v["Id"].as_str().and_then(ImageDigest::parse).ok_or_else(bad)?;
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    };
+    Ok(Some(ImageInfo {
+        id,
+        repo_tags: strings(&v["RepoTags"]),
+        created: v["Created"].as_str().unwrap_or_default().to_owned(),
+        layers: strings(&v["RootFS"]["Layers"]).iter().filter_map(|s| ImageDigest::parse(s)).collect(),
+    }))
+}
+
+/// Points `target` at the image `source`.
+pub fn tag(program: &Program, source: &str, target: &str) -> Result<(), DockerError> {
+    docker(program).args(["tag", source, target]).output()?;
+    Ok(())
+}
+
+/// Removes a tag or image; an image that is already gone is fine.
+pub fn remove_image(program: &Program, reference: &str) -> Result<(), DockerError> {
+    let cmd = docker(program).args(["image", "rm", "--", reference]).uninterruptible();
+    match cmd.output() {
+        Ok(_) => Ok(()),
+        Err(CmdError::Failed { stderr, .. }) if stderr.to_lowercase().contains("no such image") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The image a Dockerfile's final stage starts from: `None` for `scratch`, or when the name
+/// depends on a build argument.
+pub fn final_base_image(dockerfile: &str) -> Option<String> {
+    let mut stages: Vec<(Option<String>, String)> = Vec::new();
+    for line in logical_lines(dockerfile) {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+        let Some(image) = rest.first() else { continue };
+        let alias = match rest.as_slice() {
+            [_, kw, name, ..] if kw.eq_ignore_ascii_case("AS") => Some(name.to_ascii_lowercase()),
+            _ => None,
+        };
+        stages.push((alias, (*image).to_owned()));
+    }
+    let mut image = stages.last()?.1.clone();
+    // Follow `FROM <earlier stage>` back to an image.
+    for _ in 0..stages.len() {
+        match stages.iter().find(|(alias, _)| alias.as_deref() == Some(&image.to_ascii_lowercase())) {
+            Some((_, parent)) => image = parent.clone(),
+            None => break,
+        }
+    }
+    (!image.eq_ignore_ascii_case("scratch") && !image.contains('$')).then_some(image)
+}
+
+/// Dockerfile lines with comments dropped and `\` continuations joined.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for raw in text.lines() {
+        let t = raw.trim();
+        if t.starts_with('#') && current.is_empty() {
+            continue;
+        }
+        if let Some(body) = t.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+        } else {
+            current.push_str(t);
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The config digest of the image a Dockerfile's final stage starts from, when it is local.
+pub fn base_image_digest(program: &Program, dockerfile: &Utf8Path) -> Result<Option<ImageDigest>, DockerError> {
+    let text = std::fs::read_to_string(dockerfile)
+        .map_err(|source| DockerError::Io { what: format!("failed to read {dockerfile}"), source })?;
+    match final_base_image(&text) {
+        Some(image) => Ok(inspect_image(program, &image)?.map(|i| i.id)),
+        None => Ok(None),
+    }
+}
+
+/// A directory path handed to docker must be UTF-8 (all of ours are).
+pub fn utf8(path: std::path::PathBuf) -> Utf8PathBuf {
+    Utf8PathBuf::from_path_buf(path).expect("temporary paths are UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests() {
+        let hex = "a".repeat(64);
+        assert_eq!(ImageDigest::parse(&hex).unwrap().as_str(), format!("sha256:{hex}"));
+        assert_eq!(ImageDigest::parse(&format!("sha256:{}\n", "A".repeat(64))).unwrap().hex(), hex);
+        assert!(ImageDigest::parse("sha256:abc").is_none());
+        assert!(ImageDigest::parse(&format!("sha512:{hex}")).is_none());
+    }
+
+    #[test]
+    fn base_image_of_the_final_stage() {
+        let check = |text: &str, expect: Option<&str>| assert_eq!(final_base_image(text).as_deref(), expect, "{text}");
+        check("FROM scratch\nCOPY a /a\n", None);
+        check("# syntax\nFROM --platform=linux/amd64 busybox:1 AS base\nRUN x\n", Some("busybox:1"));
+        check("FROM alpine AS build\nRUN x\nFROM scratch\nCOPY --from=build /a /a\n", None);
+        check("FROM alpine AS Build\nFROM build\n", Some("alpine"));
+        check("from \\\n  debian:12\n", Some("debian:12"));
+        check("ARG BASE\nFROM $BASE\n", None);
+    }
+}

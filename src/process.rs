@@ -1,0 +1,285 @@
+//! Runs outside programs (git, docker) and turns their failures into errors a person can act on.
+//!
+//! This is the only module that touches `duct`. Every command is an argument vector, never a shell
+//! string; a failed command's error names the program, its arguments (secrets redacted), its exit
+//! status and the tail of its stderr. A Ctrl-C or SIGTERM while a command runs kills that command
+//! and surfaces as [`CmdError::Interrupted`], so that the callers' cleanup guards run before exit.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, IsTerminal};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// Set by SIGINT or SIGTERM once [`install_interrupt_handler`] has run.
+static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Replaces the default "die at once" reaction to SIGINT and SIGTERM with a flag, so that a
+/// running command is killed and every temporary worktree, clone and container is removed by its
+/// guard before the process exits.
+pub fn install_interrupt_handler() {
+    let flag = INTERRUPTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registration fails only for forbidden signals, which these are not.
+        signal_hook::flag::register(signal, Arc::clone(flag)).expect("register signal handler");
+    }
+}
+
+/// Whether the user asked us to stop (Ctrl-C or SIGTERM).
+pub fn interrupted() -> bool {
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
+/// An outside program, resolved once to a path.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// What the user calls it (`docker`, `podman`, `git`): used in messages.
+    pub name: String,
+    pub path: Utf8PathBuf,
+}
+
+impl Program {
+    /// Resolves `name` (a bare name looked up on PATH, or a path) to an executable.
+    pub fn resolve(name: &str) -> Result<Program, CmdError> {
+        let found = which::which(name).map_err(|_| CmdError::NotFound { program: name.to_owned() })?;
+        let path = Utf8PathBuf::from_path_buf(found)
+            .map_err(|p| CmdError::NotFound { program: format!("{name} (at non-UTF-8 path {})", p.display()) })?;
+        Ok(Program { name: name.to_owned(), path })
+    }
+}
+
+/// A command line under construction: program, arguments, directory, environment, stdin.
+#[derive(Clone, Debug)]
+pub struct Cmd {
+    program: Program,
+    args: Vec<OsString>,
+    dir: Option<Utf8PathBuf>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+    interruptible: bool,
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Stdout as text with the trailing newline removed.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).trim_end().to_owned()
+    }
+}
+
+#[derive(Debug)]
+pub enum CmdError {
+    NotFound { program: String },
+    Spawn { command: String, source: io::Error },
+    Failed { command: String, status: String, stderr: String },
+    Interrupted { command: String },
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::NotFound { program } => write!(f, "`{program}` not found on PATH"),
+            CmdError::Spawn { command, source } => {
+                write!(f, "could not start `{command}`: {source}")
+            }
+            CmdError::Failed { command, status, stderr } if stderr.is_empty() => {
+                write!(f, "`{command}` {status}")
+            }
+            CmdError::Failed { command, status, stderr } => write!(f, "`{command}` {status}: {stderr}"),
+            CmdError::Interrupted { command } => write!(f, "interrupted while running `{command}`"),
+        }
+    }
+}
+
+impl std::error::Error for CmdError {}
+
+impl CmdError {
+    /// The captured stderr of a failed command (empty for other failures).
+    pub fn stderr(&self) -> &str {
+        match self {
+            CmdError::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+}
+
+/// How much of a failed command's stderr an error message keeps.
+const STDERR_TAIL_LINES: usize = 12;
+
+impl Cmd {
+    pub fn new(program: &Program) -> Cmd {
+        Cmd { program: program.clone(), args: Vec::new(), dir: None, env: Vec::new(), stdin: None, interruptible: true }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn dir(mut self, dir: &Utf8Path) -> Cmd {
+        self.dir = Some(dir.to_owned());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Cmd {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Feeds `bytes` to the command's stdin (how secrets reach a program: never through argv).
+    pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Cmd {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// Lets the command finish even after Ctrl-C: for the cleanup that a Ctrl-C must not skip.
+    pub fn uninterruptible(mut self) -> Cmd {
+        self.interruptible = false;
+        self
+    }
+
+    /// The command line as shown in messages.
+    pub fn display(&self) -> String {
+        let mut s = self.program.name.clone();
+        for a in &self.args {
+            s.push(' ');
+            let a = a.to_string_lossy();
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                s.push_str(&format!("'{a}'"));
+            } else {
+                s.push_str(&a);
+            }
+        }
+        s
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let mut e = duct::cmd(self.program.path.as_std_path(), &self.args).unchecked();
+        if let Some(dir) = &self.dir {
+            e = e.dir(dir.as_std_path());
+        }
+        for (k, v) in &self.env {
+            e = e.env(k, v);
+        }
+        e = match &self.stdin {
+            Some(bytes) => e.stdin_bytes(bytes.clone()),
+            None => e.stdin_null(),
+        };
+        e
+    }
+
+    /// Runs the command with stdout and stderr captured; a non-zero exit is an error.
+    pub fn output(self) -> Result<Output, CmdError> {
+        let (status, out) = self.output_status()?;
+        match status {
+            Some(0) => Ok(out),
+            _ => Err(self.failure(status, &out.stderr)),
+        }
+    }
+
+    /// Runs the command with stdout and stderr captured and returns its exit code
+    /// (`None` when a signal killed it) instead of judging it.
+    pub fn output_status(&self) -> Result<(Option<i32>, Output), CmdError> {
+        crate::log::command(&self.display());
+        let handle = self.expression().stdout_capture().stderr_capture().start().map_err(|e| self.spawn_error(e))?;
+        let out = self.wait(&handle)?;
+        Ok((out.status.code(), Output { stdout: out.stdout.clone(), stderr: out.stderr.clone() }))
+    }
+
+    /// Runs a long step a person waits for (a build, a push): on a terminal its output streams to
+    /// our stderr; otherwise it is captured and only shown when the step fails.
+    pub fn stream(self) -> Result<(), CmdError> {
+        if !io::stderr().is_terminal() {
+            return self.output().map(drop);
+        }
+        crate::log::command(&self.display());
+        let handle = self.expression().stdout_to_stderr().start().map_err(|e| self.spawn_error(e))?;
+        let out = self.wait(&handle)?;
+        match out.status.code() {
+            Some(0) => Ok(()),
+            code => Err(self.failure(code, b"(its output is above)")),
+        }
+    }
+
+    fn wait<'h>(&self, handle: &'h duct::Handle) -> Result<&'h std::process::Output, CmdError> {
+        loop {
+            if self.interruptible && interrupted() {
+                let _ = handle.kill();
+                return Err(CmdError::Interrupted { command: self.display() });
+            }
+            match handle.wait_timeout(Duration::from_millis(50)) {
+                Ok(Some(out)) => return Ok(out),
+                Ok(None) => continue,
+                Err(e) => return Err(self.spawn_error(e)),
+            }
+        }
+    }
+
+    fn spawn_error(&self, e: io::Error) -> CmdError {
+        if e.kind() == io::ErrorKind::NotFound {
+            CmdError::NotFound { program: self.program.name.clone() }
+        } else {
+            CmdError::Spawn { command: self.display(), source: e }
+        }
+    }
+
+    fn failure(&self, code: Option<i32>, stderr: &[u8]) -> CmdError {
+        if self.interruptible && interrupted() {
+            return CmdError::Interrupted { command: self.display() };
+        }
+        let status = match code {
+            Some(c) => format!("exited with code {c}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        let text = String::from_utf8_lossy(stderr);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
+        CmdError::Failed { command: self.display(), status, stderr: tail.trim().to_owned() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Program {
+        Program::resolve("sh").unwrap()
+    }
+
+    #[test]
+    fn failure_keeps_command_status_and_stderr_tail() {
+        let err = Cmd::new(&sh()).args(["-c", "echo one >&2; echo two >&2; exit 3"]).output().unwrap_err();
+        assert_eq!(err.to_string(), "`sh -c 'echo one >&2; echo two >&2; exit 3'` exited with code 3: one\ntwo");
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let err = Program::resolve("rtm-no-such-program").unwrap_err();
+        assert_eq!(err.to_string(), "`rtm-no-such-program` not found on PATH");
+    }
+
+    #[test]
+    fn stdin_reaches_the_program() {
+        let out = Cmd::new(&sh()).args(["-c", "cat"]).stdin_bytes(b"secret".to_vec()).output().unwrap();
+        assert_eq!(out.stdout_text(), "secret");
+    }
+}
