@@ -24,10 +24,15 @@ impl Timestamp {
         self.micros.div_euclid(1_000_000)
     }
 
-    /// `2025-01-02T03:04:05Z`, or with `.ffffff` when the time has a fraction.
+    /// The canonical `xsd:dateTime` form: `2025-01-02T03:04:05Z`, with a fraction (trailing zeros
+    /// dropped) when the time has one.
     pub fn to_xsd(self) -> String {
         let (date, frac) = (self.civil(), self.micros.rem_euclid(1_000_000));
-        if frac == 0 { format!("{date}Z") } else { format!("{date}.{frac:06}Z") }
+        if frac == 0 {
+            format!("{date}Z")
+        } else {
+            format!("{date}.{}Z", format!("{frac:06}").trim_end_matches('0'))
+        }
     }
 
     /// `2025-01-02T03-04-05-123456-00-00`: Python's `isoformat()` with `:`, `+` and `.` replaced by
@@ -131,6 +136,9 @@ mod tests {
         assert_eq!(f.to_xsd(), "2025-01-02T03:04:05.123456Z");
         assert_eq!(Timestamp::parse_xsd("2025-01-02T03:04:05.123456+00:00"), Some(f));
         assert_eq!(f.to_iri_fragment(), "2025-01-02T03-04-05-123456-00-00");
+        let tenth = Timestamp { micros: 1_735_787_045_100_000 };
+        assert_eq!(tenth.to_xsd(), "2025-01-02T03:04:05.1Z");
+        assert_eq!(Timestamp::parse_xsd(&tenth.to_xsd()), Some(tenth));
         assert_eq!(Timestamp::from_secs(0).to_xsd(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp::from_secs(951_782_400).to_xsd(), "2000-02-29T00:00:00Z");
         assert_eq!(Timestamp::parse_xsd("2025-13-02T03:04:05Z"), None);

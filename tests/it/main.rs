@@ -1,0 +1,10 @@
+//! The one integration-test binary: every test runs the built `rtm-compute` against a real git
+//! and a real Docker daemon.
+
+mod support;
+
+mod hash;
+mod materialize;
+mod record;
+mod reproduce;
+mod tidy;
