@@ -28,11 +28,7 @@ impl Timestamp {
     /// dropped) when the time has one.
     pub fn to_xsd(self) -> String {
         let (date, frac) = (self.civil(), self.micros.rem_euclid(1_000_000));
-        if frac == 0 {
-            format!("{date}Z")
-        } else {
-            format!("{date}.{}Z", format!("{frac:06}").trim_end_matches('0'))
-        }
+        if frac == 0 { format!("{date}Z") } else { format!("{date}.{}Z", format!("{frac:06}").trim_end_matches('0')) }
     }
 
     /// `2025-01-02T03-04-05-123456-00-00`: Python's `isoformat()` with `:`, `+` and `.` replaced by
