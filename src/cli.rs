@@ -37,6 +37,12 @@ pub enum Command {
         after_help = "Exit codes: 0 the digest matches, 1 it does not (or the rebuild failed), 2 a prerequisite is missing.\n\nExamples:\n  rtm-compute reproduce --image-digest 71a59f23\n  rtm-compute reproduce --image urn:adcs:docker-image:sha256-71a5… --from-trig output/rtm.trig --no-cache"
     )]
     Reproduce(ReproduceArgs),
+    /// Explain why two local images differ: config fields, the first differing layer and the
+    /// instruction that made it, and the files in that layer.
+    #[command(
+        after_help = "Exit codes: 0 identical, 1 different, 2 an image is missing or docker failed.\n\nExamples:\n  rtm-compute diff adcs-compute:v1 adcs-compute:v1-rebuilt\n  rtm-compute diff sha256:71a59f23… sha256:0c4e… --json"
+    )]
+    Diff(DiffArgs),
     /// Print the dockerfileHash and buildContextHash of a tree without building.
     #[command(
         after_help = "Examples:\n  rtm-compute hash\n  rtm-compute hash --dockerfile compute/Dockerfile --context . --json"
@@ -74,6 +80,10 @@ pub struct MaterializeArgs {
     /// Build without docker's layer cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Record the image exactly as the builder made it (its digest then carries build times, so
+    /// only a cached rebuild reproduces it).
+    #[arg(long)]
+    pub no_normalize: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -103,6 +113,21 @@ pub struct ReproduceArgs {
     /// The TriG record to append the assertion to [default: the --from-trig file].
     #[arg(long, value_name = "PATH")]
     pub record: Option<Utf8PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first image (name, tag or id).
+    #[arg(value_name = "IMAGE_A")]
+    pub image_a: String,
+    /// The second image.
+    #[arg(value_name = "IMAGE_B")]
+    pub image_b: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -181,6 +181,18 @@ pub fn remove_image(program: &Program, reference: &str) -> Result<(), DockerErro
     }
 }
 
+/// Writes the image `reference` to `path` (`docker save`).
+pub fn save(program: &Program, reference: &str, path: &Utf8Path) -> Result<(), DockerError> {
+    docker(program).args(["save", "--output", path.as_str(), reference]).output()?;
+    Ok(())
+}
+
+/// Loads an image archive into the daemon.
+pub fn load(program: &Program, path: &Utf8Path) -> Result<(), DockerError> {
+    docker(program).args(["load", "--quiet", "--input", path.as_str()]).output()?;
+    Ok(())
+}
+
 /// The image a Dockerfile's final stage starts from: `None` for `scratch`, or when the name
 /// depends on a build argument.
 pub fn final_base_image(dockerfile: &str) -> Option<String> {
@@ -232,19 +244,15 @@ fn logical_lines(text: &str) -> Vec<String> {
     out
 }
 
-/// The config digest of the image a Dockerfile's final stage starts from, when it is local.
-pub fn base_image_digest(program: &Program, dockerfile: &Utf8Path) -> Result<Option<ImageDigest>, DockerError> {
+/// The local image a Dockerfile's final stage starts from: `None` for `scratch`, or when the
+/// image is not local or its name depends on a build argument.
+pub fn base_image(program: &Program, dockerfile: &Utf8Path) -> Result<Option<ImageInfo>, DockerError> {
     let text = std::fs::read_to_string(dockerfile)
         .map_err(|source| DockerError::Io { what: format!("failed to read {dockerfile}"), source })?;
     match final_base_image(&text) {
-        Some(image) => Ok(inspect_image(program, &image)?.map(|i| i.id)),
+        Some(image) => inspect_image(program, &image),
         None => Ok(None),
     }
-}
-
-/// A directory path handed to docker must be UTF-8 (all of ours are).
-pub fn utf8(path: std::path::PathBuf) -> Utf8PathBuf {
-    Utf8PathBuf::from_path_buf(path).expect("temporary paths are UTF-8")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::docker::DockerError;
 use crate::git::GitError;
 use crate::gitref::GitRefError;
 use crate::hash::HashError;
+use crate::normalize::NormalizeError;
 use crate::process::CmdError;
 use crate::record::RecordError;
 use crate::witness::WitnessError;
@@ -21,6 +22,7 @@ pub enum Error {
     Witness(WitnessError),
     GitRef(GitRefError),
     Hash(HashError),
+    Normalize(NormalizeError),
     Cmd(CmdError),
     /// An argument that clap accepted but that does not make sense.
     Invalid {
@@ -51,15 +53,14 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Cmd(CmdError::Interrupted { .. })
-            | Error::Git(GitError::Cmd(CmdError::Interrupted { .. }))
-            | Error::Docker(DockerError::Cmd(CmdError::Interrupted { .. })) => EXIT_INTERRUPTED,
+            _ if crate::process::interrupted() => EXIT_INTERRUPTED,
             Error::Git(_)
             | Error::Docker(_)
             | Error::Record(_)
             | Error::Witness(_)
             | Error::GitRef(_)
             | Error::Hash(_)
+            | Error::Normalize(_)
             | Error::Cmd(_)
             | Error::Invalid { .. }
             | Error::NotReproducible { .. }
@@ -78,6 +79,7 @@ impl fmt::Display for Error {
             Error::Witness(e) => e.fmt(f),
             Error::GitRef(e) => e.fmt(f),
             Error::Hash(e) => e.fmt(f),
+            Error::Normalize(e) => e.fmt(f),
             Error::Cmd(e) => e.fmt(f),
             Error::Invalid { what } => f.write_str(what),
             Error::NotReproducible { image, reason } => {
@@ -110,5 +112,6 @@ from!(
     Witness(WitnessError),
     GitRef(GitRefError),
     Hash(HashError),
+    Normalize(NormalizeError),
     Cmd(CmdError)
 );

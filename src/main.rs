@@ -4,14 +4,18 @@
 //! `main` parses the command line, runs one subcommand, prints at most one `error: …` line, and
 //! exits with the documented code (0 match, 1 mismatch, 2 prerequisite failure).
 
+mod archive;
 mod cli;
 mod cmd;
+mod diff;
 mod docker;
 mod error;
 mod git;
 mod gitref;
 mod hash;
+mod layer;
 mod log;
+mod normalize;
 mod process;
 mod record;
 mod time;

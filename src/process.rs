@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Read as _};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -257,6 +257,57 @@ impl Cmd {
     }
 }
 
+/// Streams `input` through `<program> -dc` (gzip, zstd) and returns the decompressed bytes as a
+/// reader. A writer thread feeds the program, so nothing is held in memory; a failure of the
+/// program surfaces as an error at the end of the stream.
+pub fn decompress(program: &str, mut input: impl io::Read + Send + 'static) -> io::Result<Decompressed> {
+    let path = which::which(program).map_err(|_| {
+        io::Error::new(io::ErrorKind::NotFound, format!("`{program}` not found on PATH (needed for compressed layers)"))
+    })?;
+    crate::log::command(&format!("{program} -dc"));
+    let mut child = std::process::Command::new(path)
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let feeder = std::thread::spawn(move || io::copy(&mut input, &mut stdin).map(drop));
+    let stdout = child.stdout.take().expect("piped stdout");
+    Ok(Decompressed { program: program.to_owned(), child, stdout, feeder: Some(feeder) })
+}
+
+/// The output of [`decompress`].
+pub struct Decompressed {
+    program: String,
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    feeder: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl io::Read for Decompressed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stdout.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(feeder) = self.feeder.take() {
+                feeder.join().map_err(|_| io::Error::other("decompression feeder panicked"))??;
+            }
+            let out = self.child.wait()?;
+            if !out.success() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("`{} -dc` {out}: {}", self.program, err.trim()),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +326,19 @@ mod tests {
     fn missing_program_is_named() {
         let err = Program::resolve("rtm-no-such-program").unwrap_err();
         assert_eq!(err.to_string(), "`rtm-no-such-program` not found on PATH");
+    }
+
+    #[test]
+    fn decompresses_through_gzip() {
+        let gz =
+            Cmd::new(&Program::resolve("gzip").unwrap()).arg("-c").stdin_bytes(vec![b'z'; 300_000]).output().unwrap();
+        let mut out = Vec::new();
+        decompress("gzip", io::Cursor::new(gz.stdout)).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, vec![b'z'; 300_000]);
+        let mut sink = Vec::new();
+        let err =
+            decompress("gzip", io::Cursor::new(b"not gzip".to_vec())).unwrap().read_to_end(&mut sink).unwrap_err();
+        assert!(err.to_string().contains("`gzip -dc` exit status: 1"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::git::{self, CommitId};
 use crate::gitref::{GitRef, safe_relative_path};
 use crate::hash;
 use crate::log;
+use crate::normalize;
 use crate::process::Program;
 use crate::record;
 use crate::time::Timestamp;
@@ -31,6 +32,8 @@ pub struct Config {
     pub tag: Option<String>,
     pub record: Utf8PathBuf,
     pub no_cache: bool,
+    /// Normalise the built image (the default) so that a cold rebuild reproduces its digest.
+    pub normalize: bool,
     pub json: bool,
 }
 
@@ -64,6 +67,7 @@ impl Config {
             tag: args.tag,
             record: args.record,
             no_cache: args.no_cache,
+            normalize: !args.no_normalize,
             json: args.json,
         })
     }
@@ -110,6 +114,8 @@ fn default_tag(root: &Utf8Path, commit: &CommitId) -> String {
 struct Outcome {
     witness: ImageWitness,
     commit: CommitId,
+    /// The image as the builder made it, before normalisation.
+    built: ImageDigest,
     already_recorded: bool,
 }
 
@@ -134,21 +140,34 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
     }
     let dockerfile_hash = hash::file_hash(&dockerfile)?;
     let build_context_hash = hash::context_hash(&context)?;
-    let base_image_digest = docker::base_image_digest(&cfg.docker, &dockerfile)?;
+    let base = docker::base_image(&cfg.docker, &dockerfile)?;
     let tag = cfg.tag.clone().unwrap_or_else(|| default_tag(&root, &commit));
 
     log::info(&format!("building {} at {} (commit {})", cfg.dockerfile, tag, commit.short()));
-    let image: ImageDigest = docker::build(
-        &cfg.docker,
-        &BuildRequest {
-            dir: tree,
-            dockerfile: &cfg.dockerfile,
-            context: &context_rel,
-            tag: Some(&tag),
-            no_cache: cfg.no_cache,
-        },
-    )?;
+    let request = BuildRequest {
+        dir: tree,
+        dockerfile: &cfg.dockerfile,
+        context: &context_rel,
+        tag: Some(&tag),
+        no_cache: cfg.no_cache,
+    };
+    let built: ImageDigest = docker::build(&cfg.docker, &request)?;
     drop(worktree);
+
+    let (image, layers, source_date_epoch, normalizer) = if cfg.normalize {
+        let sde = git::commit_time(&cfg.git, &root, &commit)?;
+        let request = normalize::Request {
+            image: &built,
+            source_date_epoch: sde,
+            base_layers: base.as_ref().map_or(0, |b| b.layers.len()),
+            tag: Some(&tag),
+        };
+        let n = normalize::normalize(&cfg.docker, &request)?;
+        (n.digest, n.layers, Some(sde), Some(normalize::NORMALIZER.to_owned()))
+    } else {
+        let layers = normalize::unnormalized_layers(&cfg.docker, &built)?;
+        (built.clone(), layers, None, None)
+    };
 
     let origin = git::origin_url(&cfg.git, &root)?;
     let git_ref = GitRef::for_commit(origin.as_deref(), &root, commit.clone(), &cfg.dockerfile);
@@ -156,19 +175,19 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         iri: ImageWitness::iri_for(&image),
         content_hash: image,
         labels: vec![tag],
-        base_image_digest,
+        base_image_digest: base.map(|b| b.id),
         dockerfile_hash: Some(dockerfile_hash),
         build_context_hash: Some(build_context_hash),
         generated_at: Some(Timestamp::now()),
         git_ref: Some(git_ref.to_string()),
         context_path: cfg.context.as_ref().map(|c| c.to_string()),
-        source_date_epoch: None,
-        normalizer: None,
-        layers: Vec::new(),
+        source_date_epoch,
+        normalizer,
+        layers,
         registry_ref: None,
         flexo_record: None,
     };
-    let outcome = record_witness(&cfg.record, witness, commit)?;
+    let outcome = record_witness(&cfg.record, witness, commit, built)?;
     report(&cfg, &outcome)?;
     Ok(EXIT_OK)
 }
@@ -193,13 +212,18 @@ fn warn_about_uncommitted_changes(cfg: &Config, root: &Utf8Path, commit: &Commit
 }
 
 /// Appends the witness, unless the record already witnesses the same image.
-fn record_witness(path: &Utf8Path, witness: ImageWitness, commit: CommitId) -> Result<Outcome, Error> {
+fn record_witness(
+    path: &Utf8Path,
+    witness: ImageWitness,
+    commit: CommitId,
+    built: ImageDigest,
+) -> Result<Outcome, Error> {
     let selector = Selector::Iri(witness.iri.clone());
     let (witness, already_recorded) = record::append(path, |ds| match select(ds, &selector) {
         Ok(existing) => (Vec::new(), (existing, true)),
         Err(_) => (witness.to_quads(), (witness, false)),
     })?;
-    Ok(Outcome { witness, commit, already_recorded })
+    Ok(Outcome { witness, commit, built, already_recorded })
 }
 
 fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
@@ -215,6 +239,10 @@ fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
             "buildContextHash": w.build_context_hash,
             "baseImageDigest": super::opt(w.base_image_digest.as_ref()),
             "generatedAtTime": super::opt(w.generated_at.map(|t| t.to_xsd())),
+            "builtDigest": o.built.as_str(),
+            "sourceDateEpoch": w.source_date_epoch,
+            "normalizer": w.normalizer,
+            "layers": w.layers.iter().map(|l| json!({ "diffId": l.diff_id.as_str(), "createdBy": l.created_by })).collect::<Vec<_>>(),
             "record": cfg.record.as_str(),
             "alreadyRecorded": o.already_recorded,
         }));

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with a `run` that returns the exit code; shared set-up
 //! (choosing the programs, printing results) lives here.
 
+pub mod diff;
 pub mod hash;
 pub mod materialize;
 pub mod reproduce;
@@ -16,6 +17,7 @@ pub fn run(command: Command) -> Result<u8, Error> {
     match command {
         Command::Materialize(args) => materialize::run(materialize::Config::from_args(args)?),
         Command::Reproduce(args) => reproduce::run(reproduce::Config::from_args(args)?),
+        Command::Diff(args) => diff::run(args),
         Command::Hash(args) => hash::run(args),
     }
 }

@@ -10,16 +10,18 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::json;
 
 use crate::cli::ReproduceArgs;
-use crate::docker::{self, BuildRequest, DockerError, ImageDigest};
+use crate::diff::{self, Report};
+use crate::docker::{self, BuildRequest, DockerError, ImageDigest, ImageInfo};
 use crate::error::{EXIT_MISMATCH, EXIT_OK, Error};
 use crate::git::{self, CommitId, GitError};
 use crate::gitref::{Base, GitRef};
 use crate::hash;
 use crate::log;
+use crate::normalize;
 use crate::process::Program;
 use crate::record;
 use crate::time::Timestamp;
-use crate::witness::{Assertion, ImageWitness, Method, Selector, select};
+use crate::witness::{Assertion, ImageWitness, Layer, Method, Selector, select};
 
 /// Validated settings of one reproduce run.
 pub struct Config {
@@ -88,27 +90,35 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
     let context_rel = Utf8PathBuf::from(witness.context_path.as_deref().unwrap_or("."));
     let dockerfile = tree.join(&git_ref.path);
 
-    let inputs = check_inputs(&cfg, &witness, &dockerfile, &tree.join(&context_rel))?;
+    let (inputs, base) = check_inputs(&cfg, &witness, &dockerfile, &tree.join(&context_rel))?;
     log::info(&format!("rebuilding {} at commit {}", git_ref.path, commit.short()));
-    let built = docker::build(
-        &cfg.docker,
-        &BuildRequest {
-            dir: tree,
-            dockerfile: &git_ref.path,
-            context: &context_rel,
-            tag: None,
-            no_cache: cfg.no_cache,
-        },
-    );
+    let request =
+        BuildRequest { dir: tree, dockerfile: &git_ref.path, context: &context_rel, tag: None, no_cache: cfg.no_cache };
+    let built = docker::build(&cfg.docker, &request);
     drop(worktree);
     drop(source);
 
-    let (observed, description) = match built {
-        Ok(digest) => {
-            let text = describe(&witness.content_hash, &digest, &inputs);
-            (Some(digest), text)
+    let (observed, description, report) = match built {
+        Ok(raw) => {
+            let (digest, layers) = match witness.source_date_epoch {
+                Some(sde) => {
+                    let request = normalize::Request {
+                        image: &raw,
+                        source_date_epoch: sde,
+                        base_layers: base.as_ref().map_or(0, |b| b.layers.len()),
+                        tag: None,
+                    };
+                    let n = normalize::normalize(&cfg.docker, &request)?;
+                    (n.digest, n.layers)
+                }
+                None => (raw.clone(), normalize::unnormalized_layers(&cfg.docker, &raw)?),
+            };
+            let report =
+                if digest == witness.content_hash { None } else { Some(explain(&cfg, &witness, &digest, &layers)?) };
+            let text = describe(&witness.content_hash, &digest, &inputs, report.as_ref());
+            (Some(digest), text, report)
         }
-        Err(DockerError::BuildFailed { source }) => (None, format!("rebuild failed: {source}")),
+        Err(DockerError::BuildFailed { source }) => (None, format!("rebuild failed: {source}"), None),
         Err(e) => return Err(e.into()),
     };
     let passed = observed.as_ref() == Some(&witness.content_hash);
@@ -124,7 +134,7 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         let (iri, quads) = assertion.to_quads(ds);
         (quads, iri)
     })?;
-    report(&cfg, &witness, &commit, &assertion, &assertion_iri, &inputs)?;
+    print_outcome(&cfg, &witness, &commit, &assertion, &assertion_iri, &inputs, report.as_ref())?;
     Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
 }
 
@@ -135,6 +145,12 @@ fn recorded_git_ref(w: &ImageWitness) -> Result<GitRef, Error> {
     let git_ref = GitRef::parse(text).map_err(|e| not(e.to_string()))?;
     if git_ref.base == Base::Unknown || git_ref.commit.is_none() {
         return Err(not(format!("it was built outside a git repository ({text})")));
+    }
+    if let Some(n) = w.normalizer.as_deref().filter(|n| *n != normalize::NORMALIZER) {
+        return Err(not(format!(
+            "it was normalised by {n}, and this release normalises with {}; use the release that made it",
+            normalize::NORMALIZER
+        )));
     }
     Ok(git_ref)
 }
@@ -177,20 +193,22 @@ fn locate_commit(cfg: &Config, git_ref: &GitRef, commit: &CommitId) -> Result<So
     }
 }
 
-/// The recorded inputs against the checked-out ones: what changed explains a mismatch.
+/// The recorded inputs against the checked-out ones (what changed explains a mismatch), and the
+/// local base image.
 fn check_inputs(
     cfg: &Config,
     w: &ImageWitness,
     dockerfile: &Utf8Path,
     context: &Utf8Path,
-) -> Result<Vec<InputCheck>, Error> {
+) -> Result<(Vec<InputCheck>, Option<ImageInfo>), Error> {
     if !dockerfile.is_file() {
         return Err(Error::NotReproducible {
             image: w.iri.clone(),
             reason: format!("the recorded commit has no {dockerfile}"),
         });
     }
-    Ok(vec![
+    let base = docker::base_image(&cfg.docker, dockerfile)?;
+    let checks = vec![
         InputCheck {
             name: "dockerfileHash",
             recorded: w.dockerfile_hash.clone(),
@@ -204,13 +222,24 @@ fn check_inputs(
         InputCheck {
             name: "baseImageDigest",
             recorded: w.base_image_digest.as_ref().map(ToString::to_string),
-            now: docker::base_image_digest(&cfg.docker, dockerfile)?.map(|d| d.to_string()),
+            now: base.as_ref().map(|b| b.id.to_string()),
         },
-    ])
+    ];
+    Ok((checks, base))
+}
+
+/// Why the rebuilt image differs: a full comparison when the recorded image is still local,
+/// otherwise the recorded layer list against the rebuilt one.
+fn explain(cfg: &Config, w: &ImageWitness, rebuilt: &ImageDigest, layers: &[Layer]) -> Result<Report, Error> {
+    if docker::inspect_image(&cfg.docker, w.content_hash.as_str())?.is_some() {
+        diff::compare_images(&cfg.docker, w.content_hash.as_str(), rebuilt.as_str())
+    } else {
+        Ok(diff::compare_layers(&w.layers, layers))
+    }
 }
 
 /// Plain words for the assertion's `earl:result`.
-fn describe(recorded: &ImageDigest, rebuilt: &ImageDigest, inputs: &[InputCheck]) -> String {
+fn describe(recorded: &ImageDigest, rebuilt: &ImageDigest, inputs: &[InputCheck], report: Option<&Report>) -> String {
     if recorded == rebuilt {
         return format!("rebuilt image {rebuilt} matches the recorded contentHash");
     }
@@ -231,16 +260,20 @@ fn describe(recorded: &ImageDigest, rebuilt: &ImageDigest, inputs: &[InputCheck]
     } else {
         changed.join("; ")
     };
-    format!("digest mismatch: recorded {recorded}, rebuilt {rebuilt}; {why}")
+    match report.map(Report::summary).filter(|s| !s.is_empty()) {
+        Some(summary) => format!("digest mismatch: recorded {recorded}, rebuilt {rebuilt}; {why}; {summary}"),
+        None => format!("digest mismatch: recorded {recorded}, rebuilt {rebuilt}; {why}"),
+    }
 }
 
-fn report(
+fn print_outcome(
     cfg: &Config,
     w: &ImageWitness,
     commit: &CommitId,
     a: &Assertion,
     assertion_iri: &str,
     inputs: &[InputCheck],
+    report: Option<&Report>,
 ) -> Result<(), Error> {
     if cfg.json {
         let inputs: serde_json::Map<String, serde_json::Value> = inputs
@@ -256,6 +289,9 @@ fn report(
             "gitRef": w.git_ref,
             "method": a.method.as_str(),
             "inputs": inputs,
+            "normalizer": w.normalizer,
+            "sourceDateEpoch": w.source_date_epoch,
+            "explanation": report.map(Report::to_json),
             "description": a.description,
             "assertion": assertion_iri,
             "record": cfg.record.as_str(),
@@ -269,7 +305,22 @@ fn report(
         a.observed.as_ref().map_or("(no image)".to_owned(), ToString::to_string)
     );
     if !a.passed {
-        text.push_str(&format!("  reason    {}\n", a.description));
+        for i in inputs.iter().filter(|i| i.changed()) {
+            text.push_str(&format!(
+                "  input changed: {} (recorded {}, now {})\n",
+                i.name,
+                i.recorded.as_deref().unwrap_or("-"),
+                i.now.as_deref().unwrap_or("none")
+            ));
+        }
+        match report {
+            Some(r) => {
+                for line in r.to_text().lines() {
+                    text.push_str(&format!("  {line}\n"));
+                }
+            }
+            None => text.push_str(&format!("  reason    {}\n", a.description)),
+        }
     }
     text.push_str(&format!("  assertion {assertion_iri} in {}\n", cfg.record));
     super::print(&text)

@@ -5,6 +5,7 @@ mod support;
 
 mod hash;
 mod materialize;
+mod normalize;
 mod record;
 mod reproduce;
 mod tidy;

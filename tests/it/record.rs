@@ -41,7 +41,24 @@ fn a_record_we_write_parses_back_into_the_same_quads() {
             "<{iri}> <http://www.w3.org/ns/prov#generatedAtTime> \"{}\"^^<http://www.w3.org/2001/XMLSchema#dateTime> {g}",
             json["generatedAtTime"].as_str().unwrap()
         ),
+        format!(
+            "<{iri}> <http://example.org/ontology/rtm#sourceDateEpoch> \"1735787045\"^^<http://www.w3.org/2001/XMLSchema#integer> {g}"
+        ),
+        format!("<{iri}> <http://example.org/ontology/rtm#normalizer> {} {g}", lit("rtm-compute-normalize/1")),
+        format!("<{iri}> <http://example.org/ontology/rtm#layer> <{iri}#layer-0> {g}"),
+        format!(
+            "<{iri}#layer-0> <http://example.org/ontology/rtm#layerIndex> \"0\"^^<http://www.w3.org/2001/XMLSchema#integer> {g}"
+        ),
+        format!(
+            "<{iri}#layer-0> <http://example.org/ontology/rtm#diffId> {} {g}",
+            lit(json["layers"][0]["diffId"].as_str().unwrap())
+        ),
+        format!(
+            "<{iri}#layer-0> <http://example.org/ontology/rtm#createdBy> {} {g}",
+            lit(json["layers"][0]["createdBy"].as_str().unwrap())
+        ),
     ];
+    assert!(json["layers"][0]["createdBy"].as_str().unwrap().contains("COPY dir:"), "{json}");
     let mut expect: Vec<String> = expect.into_iter().collect();
     expect.sort();
     assert_eq!(nq, expect);

@@ -1,0 +1,274 @@
+//! Normalised images: after `docker build`, rewrite the image so that its config digest depends
+//! only on the commit's content and the recipe.
+//!
+//! The steps are those measured in `image-digests.md` §3.4: save the image; clamp every layer
+//! entry's times newer than the source date (the commit time) to it, leaving the base image's
+//! layers byte-identical; set `created` and `history[].created` to the source date; drop the
+//! legacy builder's per-build fields; recompute the diff_ids and the config digest; load the result.
+//! Invariant: the digest we return is the sha256 of the config bytes we wrote, and every diff_id in
+//! it is the sha256 of the layer bytes we wrote: nothing relies on `docker load` to check them (it
+//! skips layers whose chain already exists).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use camino::Utf8Path;
+use sha2::{Digest, Sha256};
+
+use crate::archive::{ArchiveError, ArchiveWriter, SavedImage, layer_instructions};
+use crate::docker::{self, DockerError, ImageDigest};
+use crate::hash::hex;
+use crate::layer;
+use crate::log;
+use crate::process::Program;
+use crate::time::Timestamp;
+use crate::witness::Layer;
+
+/// The name and version of this normaliser, recorded as `rtm:normalizer`. Change the version
+/// whenever the output for the same input changes, so that old witnesses stay reproducible by
+/// the release that made them.
+pub const NORMALIZER: &str = "rtm-compute-normalize/1";
+
+/// Config fields the legacy builder fills with per-build values (container ids, daemon version).
+const PER_BUILD_FIELDS: &[&str] = &["container", "container_config", "docker_version"];
+
+#[derive(Debug)]
+pub enum NormalizeError {
+    Docker(DockerError),
+    Archive(ArchiveError),
+    Io { what: String, source: io::Error },
+    Mismatch { what: String },
+}
+
+impl fmt::Display for NormalizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NormalizeError::Docker(e) => e.fmt(f),
+            NormalizeError::Archive(e) => e.fmt(f),
+            NormalizeError::Io { what, source } => write!(f, "failed to {what}: {source}"),
+            NormalizeError::Mismatch { what } => write!(f, "image normalisation failed: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for NormalizeError {}
+
+impl From<DockerError> for NormalizeError {
+    fn from(e: DockerError) -> NormalizeError {
+        NormalizeError::Docker(e)
+    }
+}
+
+impl From<ArchiveError> for NormalizeError {
+    fn from(e: ArchiveError) -> NormalizeError {
+        NormalizeError::Archive(e)
+    }
+}
+
+/// What normalisation produced.
+#[derive(Clone, Debug)]
+pub struct Normalized {
+    /// The config digest of the normalised image (now in the daemon).
+    pub digest: ImageDigest,
+    pub layers: Vec<Layer>,
+    /// Layer bytes read and written, for throughput figures.
+    pub layer_bytes: u64,
+}
+
+/// What to normalise and how.
+pub struct Request<'a> {
+    /// The built image (its id).
+    pub image: &'a ImageDigest,
+    /// Seconds since the epoch: the commit time.
+    pub source_date_epoch: i64,
+    /// How many leading layers belong to the base image and stay byte-identical.
+    pub base_layers: usize,
+    /// The tag to load the result under, if any.
+    pub tag: Option<&'a str>,
+}
+
+/// Normalises a built image and loads the result into the daemon.
+pub fn normalize(program: &Program, req: &Request) -> Result<Normalized, NormalizeError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("rtm-normalize-")
+        .tempdir()
+        .map_err(|source| NormalizeError::Io { what: "create a temporary directory".into(), source })?;
+    let dir = Utf8Path::from_path(tmp.path())
+        .ok_or_else(|| NormalizeError::Mismatch { what: "temporary directory is not UTF-8".into() })?;
+    let raw = dir.join("saved.tar");
+    log::info(&format!(
+        "normalising {} (source date {})",
+        req.image.short(),
+        Timestamp::from_secs(req.source_date_epoch).to_xsd()
+    ));
+    docker::save(program, req.image.as_str(), &raw)?;
+    let saved = SavedImage::open(&raw)?;
+    let out = dir.join("normalized.tar");
+    let result = rewrite(&saved, req, &out)?;
+    std::fs::remove_file(&raw).map_err(|source| NormalizeError::Io { what: format!("remove {raw}"), source })?;
+    docker::load(program, &out)?;
+    match docker::inspect_image(program, result.digest.as_str())? {
+        Some(info) if info.id == result.digest => Ok(result),
+        Some(info) => Err(NormalizeError::Mismatch {
+            what: format!("docker loaded {} where {} was written", info.id, result.digest),
+        }),
+        None => Err(NormalizeError::Mismatch { what: format!("docker did not load {}", result.digest) }),
+    }
+}
+
+/// Writes the normalised legacy archive of `saved` to `out`.
+pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Normalized, NormalizeError> {
+    let io_err = |what: &str| {
+        let what = what.to_owned();
+        move |source| NormalizeError::Io { what, source }
+    };
+    let original = saved.diff_ids();
+    if original.len() != saved.layer_count() {
+        return Err(NormalizeError::Mismatch {
+            what: format!("the config lists {} diff_ids for {} layers", original.len(), saved.layer_count()),
+        });
+    }
+    if req.base_layers > original.len() {
+        return Err(NormalizeError::Mismatch {
+            what: format!("the base image has {} layers but the image only {}", req.base_layers, original.len()),
+        });
+    }
+    let mut w = ArchiveWriter::create(out, req.source_date_epoch).map_err(io_err(&format!("create {out}")))?;
+    let mut diff_ids = Vec::with_capacity(original.len());
+    let mut layer_paths = Vec::with_capacity(original.len());
+    let mut layer_bytes = 0;
+    for (i, expected) in original.iter().enumerate() {
+        let name = format!("layer-{i}");
+        w.add_dir(&name).map_err(io_err("write the normalised archive"))?;
+        let path = format!("{name}/layer.tar");
+        let input = saved.layer_tar(i).map_err(io_err(&format!("read layer {i}")))?;
+        let (digest, size) = if i < req.base_layers {
+            // A base layer is copied byte for byte; hashing it checks that it is what the config says.
+            let (digest, size) =
+                w.add_stream(&path, |out| copy_hashing(input, out)).map_err(io_err(&format!("copy layer {i}")))?;
+            if &digest != expected {
+                return Err(NormalizeError::Mismatch {
+                    what: format!("base layer {i} hashes to {digest}, not {expected}"),
+                });
+            }
+            (digest, size)
+        } else {
+            let clamped = w
+                .add_stream(&path, |out| layer::clamp(input, out, req.source_date_epoch))
+                .map_err(io_err(&format!("rewrite layer {i}")))?;
+            (clamped.diff_id, clamped.size)
+        };
+        layer_bytes += size;
+        diff_ids.push(digest);
+        layer_paths.push(path);
+    }
+    let config = normalized_config(&saved.config, req.source_date_epoch, &diff_ids);
+    let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
+    let digest = ImageDigest::from_hex(&hex(&Sha256::digest(&config_bytes)));
+    let config_name = format!("{}.json", digest.hex());
+    w.add_bytes(&config_name, &config_bytes).map_err(io_err("write the normalised config"))?;
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": req.tag.map_or_else(Vec::new, |t| vec![t.to_owned()]),
+        "Layers": layer_paths,
+    }]);
+    w.add_bytes("manifest.json", &serde_json::to_vec(&manifest).expect("JSON values serialise"))
+        .map_err(io_err("write the normalised manifest"))?;
+    w.finish().map_err(io_err(&format!("finish {out}")))?;
+
+    let instructions = layer_instructions(&config);
+    let layers = diff_ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| Layer {
+            diff_id: ImageDigest::parse(&d).expect("sha256 digest"),
+            created_by: instructions.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok(Normalized { digest, layers, layer_bytes })
+}
+
+/// The layers of an image that is not normalised: diff_ids from the daemon. Their instructions
+/// are left empty, since `docker history` cannot be matched to layers reliably.
+pub fn unnormalized_layers(program: &Program, image: &ImageDigest) -> Result<Vec<Layer>, NormalizeError> {
+    let info = docker::inspect_image(program, image.as_str())?
+        .ok_or_else(|| NormalizeError::Mismatch { what: format!("the built image {image} is not in the daemon") })?;
+    Ok(info.layers.into_iter().map(|diff_id| Layer { diff_id, created_by: String::new() }).collect())
+}
+
+/// Copies `input` to `out` and returns `("sha256:<hex>", bytes)` of what was copied.
+fn copy_hashing(mut input: impl Read, out: &mut dyn Write) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((format!("sha256:{}", hex(&hasher.finalize())), total))
+}
+
+/// The config with build times set to the source date, the per-build fields dropped, and the
+/// new diff_ids. Key order is kept, so the result reads like the original.
+pub fn normalized_config(config: &serde_json::Value, sde: i64, diff_ids: &[String]) -> serde_json::Value {
+    let created = serde_json::Value::String(Timestamp::from_secs(sde).to_xsd());
+    let mut c = config.clone();
+    if let Some(obj) = c.as_object_mut() {
+        for field in PER_BUILD_FIELDS {
+            obj.shift_remove(*field);
+        }
+        obj.insert("created".into(), created.clone());
+        if let Some(inner) = obj.get_mut("config").and_then(|v| v.as_object_mut()) {
+            for field in ["Image", "Hostname"] {
+                if inner.contains_key(field) {
+                    inner.insert(field.into(), serde_json::Value::String(String::new()));
+                }
+            }
+        }
+        if let Some(history) = obj.get_mut("history").and_then(|v| v.as_array_mut()) {
+            for h in history.iter_mut().filter_map(|h| h.as_object_mut()) {
+                h.insert("created".into(), created.clone());
+            }
+        }
+        if let Some(rootfs) = obj.get_mut("rootfs").and_then(|v| v.as_object_mut()) {
+            rootfs.insert("diff_ids".into(), diff_ids.iter().cloned().map(serde_json::Value::String).collect());
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_normalisation_drops_per_build_fields_and_sets_times() {
+        let raw = serde_json::json!({
+            "architecture": "amd64",
+            "config": {"Hostname": "2f1e7a", "Env": ["A=1"], "Image": "sha256:abc", "Cmd": ["cat"]},
+            "container": "2f1e7a9b",
+            "container_config": {"Hostname": "2f1e7a"},
+            "created": "2026-12-03T18:00:00.123456789Z",
+            "docker_version": "20.10.24+dfsg1",
+            "history": [
+                {"created": "2026-12-03T18:00:00Z", "created_by": "COPY dir:1 in /app/ "},
+                {"created": "2026-12-03T18:00:01Z", "created_by": "/bin/sh -c #(nop)  CMD [\"cat\"]", "empty_layer": true}
+            ],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:old"]}
+        });
+        let n = normalized_config(&raw, 1_735_787_045, &["sha256:new".into()]);
+        assert_eq!(
+            serde_json::to_string(&n).unwrap(),
+            r#"{"architecture":"amd64","config":{"Hostname":"","Env":["A=1"],"Image":"","Cmd":["cat"]},"created":"2025-01-02T03:04:05Z","history":[{"created":"2025-01-02T03:04:05Z","created_by":"COPY dir:1 in /app/ "},{"created":"2025-01-02T03:04:05Z","created_by":"/bin/sh -c #(nop)  CMD [\"cat\"]","empty_layer":true}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:new"]}}"#
+        );
+        assert_eq!(layer_instructions(&n), ["COPY dir:1 in /app/ "]);
+    }
+}
