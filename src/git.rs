@@ -157,6 +157,28 @@ impl Worktree {
     }
 }
 
+/// Holds an exclusive lock on the repository's worktree list. git reads every registered worktree
+/// while adding one, and fails on a half-made entry of a concurrent `worktree add` ("failed to read
+/// .git/worktrees/…/commondir"), so our adds and removes in one repository take turns.
+fn worktree_lock(program: &Program, repo: &Utf8Path) -> Result<std::fs::File, GitError> {
+    let out = git(program, repo).args(["rev-parse", "--git-common-dir"]).uninterruptible().output()?;
+    let common = Utf8PathBuf::from(out.stdout_text());
+    let common = if common.is_absolute() { common } else { repo.join(common) };
+    let path = common.join("rtm-worktree.lock");
+    let io = |what: &str| {
+        let what = format!("{what} {path}");
+        move |source| GitError::Io { what, source }
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("failed to open"))?;
+    file.lock().map_err(io("failed to lock"))?;
+    Ok(file)
+}
+
 /// Checks `commit` out into a new temporary worktree of `repo`.
 pub fn add_worktree(program: &Program, repo: &Utf8Path, commit: &CommitId) -> Result<Worktree, GitError> {
     let dir = tempfile::Builder::new()
@@ -168,6 +190,7 @@ pub fn add_worktree(program: &Program, repo: &Utf8Path, commit: &CommitId) -> Re
         source: std::io::ErrorKind::InvalidData.into(),
     })?;
     let tree = Worktree { program: program.clone(), repo: repo.to_owned(), path: path.clone(), _dir: dir };
+    let _lock = worktree_lock(program, repo)?;
     git(program, repo)
         .args(["worktree", "add", "--detach", "--quiet", "--end-of-options", path.as_str(), commit.as_str()])
         .output()?;
@@ -176,6 +199,7 @@ pub fn add_worktree(program: &Program, repo: &Utf8Path, commit: &CommitId) -> Re
 
 impl Drop for Worktree {
     fn drop(&mut self) {
+        let _lock = worktree_lock(&self.program, &self.repo);
         let removed = git(&self.program, &self.repo)
             .args(["worktree", "remove", "--force", "--force", self.path.as_str()])
             .uninterruptible()

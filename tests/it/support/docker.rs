@@ -35,10 +35,11 @@ pub fn image_id(reference: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Removes images by reference or id (best effort: already gone is fine).
+/// Removes images by reference or id (best effort: already gone is fine). Untagged parents are
+/// kept: a concurrent test's build may be using them as its cache.
 pub fn remove_images(refs: &[&str]) {
     if !refs.is_empty() {
-        let _ = Command::new("docker").args(["image", "rm", "--force"]).args(refs).output();
+        let _ = Command::new("docker").args(["image", "rm", "--force", "--no-prune"]).args(refs).output();
     }
 }
 
