@@ -43,6 +43,11 @@ pub enum Command {
         after_help = "Exit codes: 0 identical, 1 different, 2 an image is missing or docker failed.\n\nExamples:\n  rtm-compute diff adcs-compute:v1 adcs-compute:v1-rebuilt\n  rtm-compute diff sha256:71a59f23… sha256:0c4e… --json"
     )]
     Diff(DiffArgs),
+    /// Normalise a local image (what materialize does after its build) and print its new digest.
+    #[command(
+        after_help = "Examples:\n  rtm-compute normalize my-image:raw --source-date-epoch \"$(git log -1 --format=%ct)\" --tag my-image:norm\n  rtm-compute normalize sha256:4e5a… --source-date-epoch 1735787045 --base busybox:1 --json"
+    )]
+    Normalize(NormalizeArgs),
     /// Print the dockerfileHash and buildContextHash of a tree without building.
     #[command(
         after_help = "Examples:\n  rtm-compute hash\n  rtm-compute hash --dockerfile compute/Dockerfile --context . --json"
@@ -129,6 +134,26 @@ pub struct DiffArgs {
     #[arg(value_name = "IMAGE_B")]
     pub image_b: String,
     /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NormalizeArgs {
+    /// The image to normalise (name, tag or id).
+    pub image: String,
+    /// The source date, in seconds since the epoch (usually the commit time).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub source_date_epoch: i64,
+    /// The base image whose layers stay byte-identical.
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
+    /// The tag to give the normalised image.
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// Print one JSON object instead of the digest.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

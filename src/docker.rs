@@ -83,6 +83,25 @@ fn docker(program: &Program) -> Cmd {
     Cmd::new(program).env("LC_ALL", "C")
 }
 
+/// Whether `tag` is a docker image reference `name[:tag]` with a lowercase name that cannot be
+/// read as an option. Docker itself has the last word on the finer rules.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let (name, tag_part) = match tag.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (tag, None),
+    };
+    let name_ok = !name.is_empty()
+        && !name.starts_with(['-', '.', '/', ':'])
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c));
+    let tag_ok = tag_part.is_none_or(|t| {
+        !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(['.', '-'])
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    name_ok && tag_ok
+}
+
 /// Checks that the daemon answers, and returns its version.
 pub fn server_version(program: &Program) -> Result<String, DockerError> {
     match docker(program).args(["version", "--format", "{{.Server.Version}}"]).output() {
@@ -266,6 +285,17 @@ mod tests {
         assert_eq!(ImageDigest::parse(&format!("sha256:{}\n", "A".repeat(64))).unwrap().hex(), hex);
         assert!(ImageDigest::parse("sha256:abc").is_none());
         assert!(ImageDigest::parse(&format!("sha512:{hex}")).is_none());
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["a", "adcs-compute:v1.2", "localhost:5000/org/img:TAG_1", "localhost:5000/img", "rtm/x:0123456789ab"]
+        {
+            assert!(is_valid_tag(ok), "{ok}");
+        }
+        for bad in ["", "-q", "Upper:x", "a b", "a:", "a:-x", "--tag=x"] {
+            assert!(!is_valid_tag(bad), "{bad}");
+        }
     }
 
     #[test]

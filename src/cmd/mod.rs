@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod hash;
 pub mod materialize;
+pub mod normalize;
 pub mod reproduce;
 
 use std::io::Write;
@@ -19,6 +20,7 @@ pub fn run(command: Command) -> Result<u8, Error> {
         Command::Reproduce(args) => reproduce::run(reproduce::Config::from_args(args)?),
         Command::Diff(args) => diff::run(args),
         Command::Hash(args) => hash::run(args),
+        Command::Normalize(args) => normalize::run(args),
     }
 }
 
@@ -31,6 +33,17 @@ pub fn git_program() -> Result<Program, Error> {
 /// docker: `--docker-cmd`, else `$DOCKER`, else `docker` on PATH (clap settles the order).
 pub fn docker_program(name: &str) -> Result<Program, Error> {
     Ok(Program::resolve(name)?)
+}
+
+/// A `--tag` value docker will accept as `NAME[:TAG]`.
+pub fn validate_tag(tag: &str) -> Result<(), Error> {
+    if crate::docker::is_valid_tag(tag) {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: format!("--tag {tag:?} is not a docker image reference (NAME[:TAG], lowercase name)"),
+        })
+    }
 }
 
 /// Writes text to stdout; a closed pipe is reported to `main`, which exits quietly.
