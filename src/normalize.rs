@@ -1,10 +1,12 @@
 //! Normalised images: after `docker build`, rewrite the image so that its config digest depends
 //! only on the commit's content and the recipe.
 //!
-//! The steps are those measured in `image-digests.md` §3.4: save the image; clamp every layer
-//! entry's times newer than the source date (the commit time) to it, leaving the base image's
-//! layers byte-identical; set `created` and `history[].created` to the source date; drop the
-//! legacy builder's per-build fields; recompute the diff_ids and the config digest; load the result.
+//! The steps are those measured in `image-digests.md` §3.4: save the image; set every time in the
+//! layers the build made to the source date (the commit time), leaving the base image's layers
+//! byte-identical; set `created` and `history[].created` to the source date; drop the legacy
+//! builder's per-build fields; recompute the diff_ids and the config digest; load the result.
+//! Times are set, not clamped: a layer the builder takes from its cache carries the times of an
+//! earlier checkout, which can be older than a later commit, and a clamp would keep them.
 //! Invariant: the digest we return is the sha256 of the config bytes we wrote, and every diff_id in
 //! it is the sha256 of the layer bytes we wrote: nothing relies on `docker load` to check them (it
 //! skips layers whose chain already exists).
@@ -106,6 +108,14 @@ pub fn normalize(program: &Program, req: &Request) -> Result<Normalized, Normali
     let out = dir.join("normalized.tar");
     let result = rewrite(&saved, req, &out)?;
     std::fs::remove_file(&raw).map_err(|source| NormalizeError::Io { what: format!("remove {raw}"), source })?;
+    // An image with this config digest is already there (a rebuild that reproduced, or the same
+    // commit built again): its layers are verified by its id, so loading again would only cost time.
+    if docker::inspect_image(program, result.digest.as_str())?.is_some() {
+        if let Some(tag) = req.tag {
+            docker::tag(program, result.digest.as_str(), tag)?;
+        }
+        return Ok(result);
+    }
     docker::load(program, &out)?;
     match docker::inspect_image(program, result.digest.as_str())? {
         Some(info) if info.id == result.digest => Ok(result),
@@ -153,8 +163,9 @@ pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Norm
             }
             (digest, size)
         } else {
+            let policy = layer::Policy { epoch: req.source_date_epoch, mode: layer::Mode::Set };
             let clamped = w
-                .add_stream(&path, |out| layer::clamp(input, out, req.source_date_epoch))
+                .add_stream(&path, |out| layer::rewrite_times(input, out, policy))
                 .map_err(io_err(&format!("rewrite layer {i}")))?;
             (clamped.diff_id, clamped.size)
         };

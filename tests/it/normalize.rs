@@ -87,6 +87,38 @@ fn a_run_that_deletes_a_base_file_with_a_long_path_reproduces_cold() {
     remove_images(&[&digest]);
 }
 
+/// A commit dated after the checkout (or after the build that filled the cache): the files'
+/// times are older than the source date, and still the rebuild from a later clone matches.
+#[test]
+fn files_older_than_the_commit_still_reproduce() {
+    require_docker();
+    let t = TestEnv::new();
+    let mut repo = Repo::init(t.join("origin"));
+    repo.write("compute/Dockerfile", SCRATCH_DOCKERFILE).write("app/hello.txt", "from the future\n");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    repo.commit_at("dated an hour ahead", now + 3600);
+    let tag = "rtm-it/older-files:1";
+    let json = t.rtm(["materialize", "--repo", repo.path_str(), "--tag", tag, "--json"]).run().success().json();
+    let digest = json["digest"].as_str().unwrap().to_owned();
+    remove_images(&[tag, &digest, json["builtDigest"].as_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sh("git", &["clone", "--quiet", repo.path_str(), t.join("clone").to_str().unwrap()], t.path());
+    let done = t
+        .rtm([
+            "reproduce",
+            "--image-digest",
+            &digest,
+            "--repo",
+            t.join("clone").to_str().unwrap(),
+            "--no-cache",
+            "--json",
+        ])
+        .run()
+        .success();
+    assert_eq!(done.json()["rebuiltDigest"], digest.as_str());
+    remove_images(&[&digest]);
+}
+
 #[test]
 fn a_nondeterministic_run_is_named_with_its_file() {
     let _ = busybox_base();

@@ -30,8 +30,13 @@ impl Repo {
 
     /// Commits everything, at 2025-01-02T03:04:05Z plus one minute per earlier commit.
     pub fn commit(&mut self, message: &str) -> String {
+        self.commit_at(message, 1_735_787_045 + 60 * i64::from(self.commits))
+    }
+
+    /// Commits everything with author and committer date `epoch`.
+    pub fn commit_at(&mut self, message: &str, epoch: i64) -> String {
         sh("git", &["add", "--all"], &self.path);
-        let date = format!("@{} +0000", 1_735_787_045 + 60 * u64::from(self.commits));
+        let date = format!("@{epoch} +0000");
         let out = std::process::Command::new("git")
             .args(["commit", "--quiet", "--allow-empty", "-m", message])
             .env("GIT_AUTHOR_DATE", &date)

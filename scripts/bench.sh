@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Benchmarks of rtm-compute, each printed as a ratio against a baseline measured in the same run:
+#   1. `rtm-compute hash` over a 200 MB build context of 4000 files, against the best shell
+#      pipeline (`find | xargs -0 -P<cores> openssl dgst -sha256`) and coreutils `sha256sum`;
+#   2. `reproduce` of a cached build, against the bare `git worktree add && docker build &&
+#      docker inspect` pipeline (for a normalised witness and for a raw one);
+#   3. normalisation of a 300 MB image, against `docker save | cat > /dev/null` (the daemon's floor).
+# Every figure is the best of RUNS runs (default 3) on a warm page cache.
+# Environment: RUNS, CONTEXT_MB (default 200), IMAGE_MB (default 300).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/provision.sh
+cargo build --release --locked --quiet
+bin=$PWD/target/release/rtm-compute
+runs=${RUNS:-3}
+context_mb=${CONTEXT_MB:-200}
+image_mb=${IMAGE_MB:-300}
+cores=$(nproc)
+work=$(mktemp -d "${TMPDIR:-/tmp}/rtm-bench.XXXXXX")
+images=()
+cleanup() {
+    [ ${#images[@]} -eq 0 ] || docker image rm --force "${images[@]}" >/dev/null 2>&1 || true
+    git -C "$work/repo" worktree prune 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# best_of CMD…: runs CMD $runs times (output discarded) and prints the fastest wall time in seconds.
+best_of() {
+    local best="" start end t
+    for _ in $(seq "$runs"); do
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        end=$(date +%s%N)
+        t=$((end - start))
+        if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+    done
+    awk -v ns="$best" 'BEGIN { printf "%.3f", ns / 1e9 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+rate() { awk -v mb="$1" -v s="$2" 'BEGIN { printf "%.0f", mb / s }'; }
+row() { printf '  %-58s %9s s %9s %s\n' "$1" "$2" "$3" "$4"; }
+
+echo "machine: $cores cores, $(uname -m); $(docker version --format 'docker {{.Server.Version}}'); $runs runs each, best shown"
+
+# 1. Hashing a build context.
+ctx=$work/ctx
+mkdir -p "$ctx"
+files=4000
+per_file=$((context_mb * 1024 * 1024 / files))
+head -c "$((context_mb * 1024 * 1024))" /dev/urandom >"$work/blob"
+(cd "$ctx" && split -a 4 -d -b "$per_file" "$work/blob" part- && for i in $(seq 0 9); do mkdir -p "d$i"; mv part-*"$i" "d$i/" 2>/dev/null || true; done)
+rm "$work/blob"
+printf 'FROM scratch\nCOPY . /ctx/\n' >"$ctx/Dockerfile"
+cat -- "$ctx"/*/* >/dev/null # warm the page cache
+n=$(find "$ctx" -type f | wc -l)
+echo
+echo "1. build-context hash: $n files, $context_mb MB"
+t_rtm=$(best_of "$bin" hash --dockerfile "$ctx/Dockerfile" --context "$ctx")
+t_openssl=$(best_of sh -c "find '$ctx' -type f -print0 | xargs -0 -n 64 -P $cores openssl dgst -sha256")
+t_coreutils=$(best_of sh -c "find '$ctx' -type f -print0 | xargs -0 sha256sum")
+row "rtm-compute hash" "$t_rtm" "$(rate "$context_mb" "$t_rtm") MB/s" "1.00"
+row "find | xargs -P$cores openssl dgst -sha256" "$t_openssl" "$(rate "$context_mb" "$t_openssl") MB/s" "$(ratio "$t_openssl" "$t_rtm") x rtm time"
+row "find | xargs sha256sum (coreutils)" "$t_coreutils" "$(rate "$context_mb" "$t_coreutils") MB/s" "$(ratio "$t_coreutils" "$t_rtm") x rtm time"
+
+# 2. Reproduce overhead on a cached build.
+repo=$work/repo
+mkdir -p "$repo/compute" "$repo/app"
+git -C "$repo" init --quiet
+head -c 1048576 /dev/urandom >"$repo/app/payload"
+printf 'FROM scratch\nCOPY app/ /app/\n' >"$repo/compute/Dockerfile"
+git -C "$repo" add --all
+git -C "$repo" -c user.name=bench -c user.email=bench@example.org commit --quiet -m bench
+sha=$(git -C "$repo" rev-parse HEAD)
+norm=$("$bin" -q materialize --repo "$repo" --record "$work/norm.trig" --tag rtm-bench/repro:norm --json | sed -n 's/^ *"digest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+raw=$("$bin" -q materialize --repo "$repo" --record "$work/raw.trig" --tag rtm-bench/repro:raw --no-normalize --json | sed -n 's/^ *"digest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+images+=(rtm-bench/repro:norm rtm-bench/repro:raw)
+bare() {
+    local wt=$work/wt
+    git -C "$repo" worktree add --quiet --detach "$wt" "$sha"
+    docker build -q -f "$wt/compute/Dockerfile" "$wt" >/dev/null
+    docker inspect --format '{{.Id}}' rtm-bench/repro:raw >/dev/null
+    git -C "$repo" worktree remove --force "$wt"
+}
+echo
+echo "2. reproduce of a cached build (1 MB context)"
+t_bare=$(best_of bare)
+t_raw=$(best_of "$bin" -q reproduce --image-digest "$raw" --from-trig "$work/raw.trig" --record "$work/audit.trig" --repo "$repo")
+t_norm=$(best_of "$bin" -q reproduce --image-digest "$norm" --from-trig "$work/norm.trig" --record "$work/audit.trig" --repo "$repo")
+row "git worktree add && docker build && docker inspect" "$t_bare" "" "1.00"
+row "rtm-compute reproduce (raw witness)" "$t_raw" "" "$(ratio "$t_raw" "$t_bare") x bare"
+row "rtm-compute reproduce (normalised witness)" "$t_norm" "" "$(ratio "$t_norm" "$t_bare") x bare"
+
+# 3. Normalisation of a large image.
+big=$work/big
+mkdir -p "$big/data"
+head -c "$((image_mb * 1024 * 1024))" /dev/urandom >"$work/blob"
+(cd "$big/data" && split -a 3 -d -b $((8 * 1024 * 1024)) "$work/blob" chunk-)
+rm "$work/blob"
+printf 'FROM scratch\nCOPY data/ /data/\n' >"$big/Dockerfile"
+docker build -q -t rtm-bench/big:raw "$big" >/dev/null
+images+=(rtm-bench/big:raw rtm-bench/big:norm)
+rm -rf "$big"
+echo
+echo "3. normalisation of a $image_mb MB image"
+t_save=$(best_of sh -c "docker save rtm-bench/big:raw | cat > /dev/null")
+t_normalize=$(best_of "$bin" -q normalize rtm-bench/big:raw --source-date-epoch 1735787045 --tag rtm-bench/big:norm)
+row "docker save | cat > /dev/null" "$t_save" "$(rate "$image_mb" "$t_save") MB/s" "1.00"
+row "rtm-compute normalize (save, rewrite, load)" "$t_normalize" "$(rate "$image_mb" "$t_normalize") MB/s" "$(ratio "$t_normalize" "$t_save") x save"
+row "  of which added beyond the save" "$(awk -v a="$t_normalize" -v b="$t_save" 'BEGIN { printf "%.3f", a - b }')" "" "$(ratio "$(awk -v a="$t_normalize" -v b="$t_save" 'BEGIN { print a - b }')" "$t_save") x save"
