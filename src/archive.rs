@@ -97,6 +97,7 @@ impl SavedImage {
         self.layers.len()
     }
 
+    #[cfg(test)]
     pub fn layer_compression(&self, i: usize) -> Compression {
         self.layers[i].2
     }
@@ -248,7 +249,7 @@ impl ArchiveWriter {
 
     /// Adds a file with the given contents.
     pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.add_stream(name, |w| w.write_all(data).map(|()| ()))
+        self.add_stream(name, |w| w.write_all(data))
     }
 
     /// Adds a file whose contents `fill` writes; returns what `fill` returned.

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 
 use crate::process::{Cmd, CmdError, Program};
 
@@ -152,8 +152,6 @@ pub fn build(program: &Program, req: &BuildRequest) -> Result<ImageDigest, Docke
 #[derive(Clone, Debug)]
 pub struct ImageInfo {
     pub id: ImageDigest,
-    pub repo_tags: Vec<String>,
-    pub created: String,
     pub layers: Vec<ImageDigest>,
 }
 
@@ -178,8 +176,6 @@ pub fn inspect_image(program: &Program, reference: &str) -> Result<Option<ImageI
     };
     Ok(Some(ImageInfo {
         id,
-        repo_tags: strings(&v["RepoTags"]),
-        created: v["Created"].as_str().unwrap_or_default().to_owned(),
         layers: strings(&v["RootFS"]["Layers"]).iter().filter_map(|s| ImageDigest::parse(s)).collect(),
     }))
 }
@@ -188,16 +184,6 @@ pub fn inspect_image(program: &Program, reference: &str) -> Result<Option<ImageI
 pub fn tag(program: &Program, source: &str, target: &str) -> Result<(), DockerError> {
     docker(program).args(["tag", source, target]).output()?;
     Ok(())
-}
-
-/// Removes a tag or image; an image that is already gone is fine.
-pub fn remove_image(program: &Program, reference: &str) -> Result<(), DockerError> {
-    let cmd = docker(program).args(["image", "rm", "--", reference]).uninterruptible();
-    match cmd.output() {
-        Ok(_) => Ok(()),
-        Err(CmdError::Failed { stderr, .. }) if stderr.to_lowercase().contains("no such image") => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Writes the image `reference` to `path` (`docker save`).

@@ -258,6 +258,78 @@ pub fn normalized_config(config: &serde_json::Value, sde: i64, diff_ids: &[Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::{Cmd, Program};
+
+    /// A layer tar of one file, every header stamped `mtime`.
+    fn layer_tar(dir: &Utf8Path, name: &str, mtime: i64) -> Vec<u8> {
+        let path = dir.join(format!("{name}.tar"));
+        let mut w = ArchiveWriter::create(&path, mtime).unwrap();
+        w.add_dir("etc").unwrap();
+        w.add_bytes(&format!("etc/{name}"), name.as_bytes()).unwrap();
+        w.finish().unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex(&Sha256::digest(bytes)))
+    }
+
+    /// Docker 25+ saves an OCI layout (`blobs/sha256/…`, `index.json`) and the containerd store
+    /// keeps layers gzip-compressed; the rewrite reads that shape and writes a legacy archive.
+    #[test]
+    fn rewrites_an_oci_layout_with_a_compressed_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
+        let sde = 1_735_787_045;
+        let base = layer_tar(dir, "base", sde + 500);
+        let built = layer_tar(dir, "built", sde + 1000);
+        let gz =
+            Cmd::new(&Program::resolve("gzip").unwrap()).arg("-cn").stdin_bytes(built.clone()).output().unwrap().stdout;
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2026-12-03T18:00:00Z", "docker_version": "25.0.0",
+            "config": {"Env": ["PATH=/bin"], "Hostname": "abc", "Image": "sha256:abc"},
+            "history": [{"created": "2026-12-03T17:00:00Z", "created_by": "base"}, {"created": "2026-12-03T18:00:00Z", "created_by": "RUN build"}],
+            "rootfs": {"type": "layers", "diff_ids": [sha(&base), sha(&built)]},
+        });
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        let blob = |b: &[u8]| format!("blobs/sha256/{}", &sha(b)[7..]);
+        let saved_path = dir.join("oci.tar");
+        let mut w = ArchiveWriter::create(&saved_path, 0).unwrap();
+        w.add_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        w.add_bytes("index.json", br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+        for b in [&config_bytes, &base, &gz] {
+            w.add_bytes(&blob(b), b).unwrap();
+        }
+        let manifest = serde_json::json!([{ "Config": blob(&config_bytes), "RepoTags": ["x:1"], "Layers": [blob(&base), blob(&gz)] }]);
+        w.add_bytes("manifest.json", &serde_json::to_vec(&manifest).unwrap()).unwrap();
+        w.finish().unwrap();
+
+        let saved = SavedImage::open(&saved_path).unwrap();
+        assert_eq!(saved.layer_compression(1), crate::archive::Compression::Gzip);
+        let image = ImageDigest::from_hex(&"0".repeat(64));
+        let out = dir.join("normalized.tar");
+        let request = Request { image: &image, source_date_epoch: sde, base_layers: 1, tag: Some("x:norm") };
+        let n = rewrite(&saved, &request, &out).unwrap();
+
+        let result = SavedImage::open(&out).unwrap();
+        assert_eq!(n.digest.as_str(), sha(&result.config_bytes), "the digest is the config bytes we wrote");
+        let read = |s: &SavedImage, i: usize| {
+            let mut v = Vec::new();
+            s.layer_tar(i).unwrap().read_to_end(&mut v).unwrap();
+            v
+        };
+        assert_eq!(read(&result, 0), base, "the base layer is byte-identical");
+        let rewritten = read(&result, 1);
+        assert_eq!(result.diff_ids(), [sha(&base), sha(&rewritten)]);
+        assert!(layer::entries(&rewritten[..]).unwrap().iter().all(|e| e.mtime == sde));
+        assert_eq!(n.layers.iter().map(|l| l.created_by.as_str()).collect::<Vec<_>>(), ["base", "RUN build"]);
+        assert_eq!(result.config["created"], "2025-01-02T03:04:05Z");
+        assert!(result.config.get("docker_version").is_none());
+
+        // The same input gives the same bytes: the normalisation is a function of its input.
+        let again = rewrite(&saved, &request, &dir.join("again.tar")).unwrap();
+        assert_eq!(again.digest, n.digest);
+    }
 
     #[test]
     fn config_normalisation_drops_per_build_fields_and_sets_times() {

@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, IsTerminal, Read as _};
+use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,16 +103,6 @@ impl fmt::Display for CmdError {
 
 impl std::error::Error for CmdError {}
 
-impl CmdError {
-    /// The captured stderr of a failed command (empty for other failures).
-    pub fn stderr(&self) -> &str {
-        match self {
-            CmdError::Failed { stderr, .. } => stderr,
-            _ => "",
-        }
-    }
-}
-
 /// How much of a failed command's stderr an error message keeps.
 const STDERR_TAIL_LINES: usize = 12;
 
@@ -146,6 +136,7 @@ impl Cmd {
     }
 
     /// Feeds `bytes` to the command's stdin (how secrets reach a program: never through argv).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Cmd {
         self.stdin = Some(bytes);
         self
@@ -311,6 +302,7 @@ impl io::Read for Decompressed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read as _;
 
     fn sh() -> Program {
         Program::resolve("sh").unwrap()

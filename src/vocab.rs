@@ -34,7 +34,6 @@ macro_rules! terms {
 // The demo's vocabulary.
 terms!("http://example.org/ontology/rtm#";
     RTM_DOCKER_IMAGE = "DockerImage",
-    RTM_DOCKER_CONTAINER = "DockerContainer",
     RTM_DIGEST_MATCH_ASSERTION = "DigestMatchAssertion",
     RTM_CONTENT_HASH = "contentHash",
     RTM_IMAGE_LABEL = "imageLabel",
@@ -43,7 +42,6 @@ terms!("http://example.org/ontology/rtm#";
     RTM_BUILD_CONTEXT_HASH = "buildContextHash",
     RTM_GIT_REF = "gitRef",
     RTM_FLEXO_RECORD = "flexoRecord",
-    RTM_CONTAINER_ID = "containerId",
     RTM_REGISTRY_REF = "registryRef",
 );
 
@@ -63,13 +61,9 @@ terms!("http://example.org/ontology/rtm#";
 terms!("http://www.w3.org/ns/prov#";
     PROV_ENTITY = "Entity",
     PROV_ACTIVITY = "Activity",
-    PROV_LOCATION = "Location",
     PROV_GENERATED_AT_TIME = "generatedAtTime",
     PROV_WAS_ASSOCIATED_WITH = "wasAssociatedWith",
     PROV_AT_TIME = "atTime",
-    PROV_WAS_DERIVED_FROM = "wasDerivedFrom",
-    PROV_WAS_ATTRIBUTED_TO = "wasAttributedTo",
-    PROV_AT_LOCATION = "atLocation",
 );
 
 terms!("http://www.w3.org/ns/earl#";

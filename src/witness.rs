@@ -221,13 +221,6 @@ impl fmt::Display for WitnessError {
 
 impl std::error::Error for WitnessError {}
 
-/// Every image witness in a record, in IRI order. Nodes that cannot be read are skipped
-/// (see [`select`] for the error on the one asked for).
-pub fn images(ds: &Dataset) -> Vec<ImageWitness> {
-    let idx = ds.index();
-    idx.subjects_of_type(RTM_DOCKER_IMAGE).into_iter().filter_map(|s| ImageWitness::from_index(&idx, s).ok()).collect()
-}
-
 /// Picks the one image witness that `selector` names.
 pub fn select(ds: &Dataset, selector: &Selector) -> Result<ImageWitness, WitnessError> {
     let idx = ds.index();
@@ -267,14 +260,12 @@ pub fn select(ds: &Dataset, selector: &Selector) -> Result<ImageWitness, Witness
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Rebuild,
-    Pull,
 }
 
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Rebuild => "rebuild",
-            Method::Pull => "pull",
         }
     }
 }

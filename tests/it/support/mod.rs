@@ -172,17 +172,3 @@ pub fn sh(program: &str, args: &[&str], cwd: &Path) -> String {
     assert!(out.status.success(), "{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
-
-/// The `sha256:…` digests mentioned in a text, in order.
-pub fn digests_in(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("sha256:") {
-        let hex: String = rest[i + 7..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        if hex.len() == 64 {
-            out.push(format!("sha256:{hex}"));
-        }
-        rest = &rest[i + 7..];
-    }
-    out
-}

@@ -33,10 +33,6 @@ impl Record {
         Record { store }
     }
 
-    pub fn len(&self) -> usize {
-        self.store.len().unwrap()
-    }
-
     /// Runs a SELECT (with the record prefixes) and returns each row as variable → value text
     /// (IRIs bare, literals as their lexical form).
     #[track_caller]
