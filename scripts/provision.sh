@@ -20,7 +20,7 @@ if [ ${#need_packages[@]} -gt 0 ]; then
     log "installing ${need_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${need_packages[@]}" >/dev/null
+    apt-get install -y -q "${need_packages[@]}" >/dev/null
 fi
 
 if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
