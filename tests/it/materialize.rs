@@ -220,3 +220,38 @@ fn bad_arguments_are_named() {
         .stderr_has("compute/Missing does not exist at commit");
     repo.assert_no_extra_worktrees();
 }
+
+#[test]
+fn git_and_docker_are_chosen_by_the_environment_and_the_flag() {
+    require_docker();
+    let t = TestEnv::new();
+    let repo = scratch_repo(t.join("sample"), "shims\n");
+    let log = t.join("calls.log");
+    let shim = |name: &str| {
+        let real = sh("sh", &["-c", &format!("command -v {name}")], t.path());
+        let path = t.join(&format!("{name}-shim"));
+        std::fs::write(&path, format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()))
+            .unwrap();
+        sh("chmod", &["+x", path.to_str().unwrap()], t.path());
+        path
+    };
+    let (git, docker) = (shim("git"), shim("docker"));
+    t.rtm(["materialize", "--repo", repo.path_str()]).env("GIT", &git).env("DOCKER", &docker).run().success();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains(" worktree add --detach --quiet --end-of-options "), "{calls}");
+    assert!(calls.contains("docker build --file compute/Dockerfile"), "{calls}");
+    assert!(calls.contains("docker save --output "), "{calls}");
+
+    // --docker-cmd wins over DOCKER.
+    std::fs::remove_file(&log).unwrap();
+    t.rtm(["materialize", "--repo", repo.path_str(), "--record", "b.trig", "--docker-cmd", docker.to_str().unwrap()])
+        .env("DOCKER", "rtm-no-such-docker")
+        .run()
+        .success();
+    assert!(std::fs::read_to_string(&log).unwrap().contains("docker build"));
+    t.rtm(["materialize", "--repo", repo.path_str()])
+        .env("GIT", "rtm-no-such-git")
+        .run()
+        .code_is(2)
+        .stderr_has("`rtm-no-such-git` not found on PATH");
+}
