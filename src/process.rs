@@ -103,6 +103,9 @@ impl fmt::Display for CmdError {
 
 impl std::error::Error for CmdError {}
 
+/// Environment variables that hold secrets; they are removed from every child's environment.
+const SECRET_VARIABLES: &[&str] = &["FLEXO_TOKEN", "FLEXO_PASS", "RTM_REGISTRY_TOKEN"];
+
 /// How much of a failed command's stderr an error message keeps.
 const STDERR_TAIL_LINES: usize = 12;
 
@@ -165,6 +168,10 @@ impl Cmd {
 
     fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(self.program.path.as_std_path(), &self.args).unchecked();
+        // git and docker never need our secrets; a child must not be able to read them either.
+        for secret in SECRET_VARIABLES {
+            e = e.env_remove(secret);
+        }
         if let Some(dir) = &self.dir {
             e = e.dir(dir.as_std_path());
         }

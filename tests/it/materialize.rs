@@ -236,8 +236,15 @@ fn git_and_docker_are_chosen_by_the_environment_and_the_flag() {
         path
     };
     let (git, docker) = (shim("git"), shim("docker"));
-    t.rtm(["materialize", "--repo", repo.path_str()]).env("GIT", &git).env("DOCKER", &docker).run().success();
+    t.rtm(["materialize", "--repo", repo.path_str()])
+        .env("GIT", &git)
+        .env("DOCKER", &docker)
+        .env("FLEXO_TOKEN", "tok-secret-4711")
+        .env("FLEXO_PASS", "pass-secret-4711")
+        .run()
+        .success();
     let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(!calls.contains("secret-4711"), "a secret reached a child's argv or environment:\n{calls}");
     assert!(calls.contains(" worktree add --detach --quiet --end-of-options "), "{calls}");
     assert!(calls.contains("docker build --file compute/Dockerfile"), "{calls}");
     assert!(calls.contains("docker save --output "), "{calls}");
