@@ -34,7 +34,7 @@ pub enum Command {
     Materialize(MaterializeArgs),
     /// Rebuild the image a witness names, from its recorded commit, and check the digest.
     #[command(
-        after_help = "Exit codes: 0 the digest matches, 1 it does not (or the rebuild failed), 2 a prerequisite is missing.\n\nExamples:\n  rtm-compute reproduce --image-digest 71a59f23\n  rtm-compute reproduce --image urn:adcs:docker-image:sha256-71a5… --from-trig output/rtm.trig --no-cache"
+        after_help = "Exit codes: 0 the digest matches, 1 it does not (or the rebuild failed), 2 a prerequisite is missing.\n\nExamples:\n  rtm-compute reproduce --image-digest 71a59f23\n  rtm-compute reproduce --image-digest 71a59f23 --pull\n  rtm-compute reproduce --image urn:adcs:docker-image:sha256-71a5… --from-trig output/rtm.trig --no-cache"
     )]
     Reproduce(ReproduceArgs),
     /// Explain why two local images differ: config fields, the first differing layer and the
@@ -60,6 +60,17 @@ pub struct DockerArgs {
     /// The docker-compatible CLI to run (e.g. podman).
     #[arg(long = "docker-cmd", env = "DOCKER", default_value = "docker", value_name = "PROGRAM")]
     pub docker_cmd: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The registry: materialize pushes the image there; reproduce pulls it by digest instead of
+    /// rebuilding.
+    #[arg(long, env = "RTM_REGISTRY", value_name = "HOST[:PORT][/NAMESPACE]")]
+    pub registry: Option<String>,
+    /// The image's name in the registry [default: $FLEXO_ORG/$FLEXO_REPO, i.e. adcs-demo/lifecycle].
+    #[arg(long, env = "RTM_REGISTRY_IMAGE", value_name = "NAME")]
+    pub registry_image: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +104,8 @@ pub struct MaterializeArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
     pub docker: DockerArgs,
 }
 
@@ -121,6 +134,11 @@ pub struct ReproduceArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Verify by pulling the recorded rtm:registryRef (by digest) instead of rebuilding.
+    #[arg(long)]
+    pub pull: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(flatten)]
     pub docker: DockerArgs,
 }

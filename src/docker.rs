@@ -186,6 +186,74 @@ pub fn tag(program: &Program, source: &str, target: &str) -> Result<(), DockerEr
     Ok(())
 }
 
+/// A docker client configuration directory holding registry credentials for this run only, so
+/// that a login never lands in the user's own `~/.docker/config.json`.
+pub struct LoginConfig {
+    dir: tempfile::TempDir,
+}
+
+impl LoginConfig {
+    fn path(&self) -> &Utf8Path {
+        Utf8Path::from_path(self.dir.path()).expect("temporary paths are UTF-8")
+    }
+}
+
+fn with_config(cmd: Cmd, login: Option<&LoginConfig>) -> Cmd {
+    match login {
+        Some(l) => cmd.env("DOCKER_CONFIG", l.path().as_str()),
+        None => cmd,
+    }
+}
+
+/// Logs in to `host` in a fresh configuration directory; the token goes on stdin, never argv.
+pub fn login(program: &Program, host: &str, user: &str, token: &str) -> Result<LoginConfig, DockerError> {
+    let dir = tempfile::Builder::new()
+        .prefix("rtm-docker-config-")
+        .tempdir()
+        .map_err(|source| DockerError::Io { what: "failed to create a temporary directory".into(), source })?;
+    let login = LoginConfig { dir };
+    let cmd = docker(program).args(["login", "--username", user, "--password-stdin", "--", host]);
+    with_config(cmd, Some(&login)).stdin_bytes(token.as_bytes().to_vec()).output()?;
+    Ok(login)
+}
+
+/// Pushes `reference` (`host/repository:tag`) to its registry.
+pub fn push(program: &Program, reference: &str, login: Option<&LoginConfig>) -> Result<(), DockerError> {
+    with_config(docker(program).args(["push", "--", reference]), login).stream()?;
+    Ok(())
+}
+
+/// Pulls `reference` (by digest: `host/repository@sha256:…`).
+pub fn pull(program: &Program, reference: &str, login: Option<&LoginConfig>) -> Result<(), DockerError> {
+    with_config(docker(program).args(["pull", "--", reference]), login).stream()?;
+    Ok(())
+}
+
+/// The config digest of a local image: its id on the classic image store; on the containerd
+/// store (where the id is a manifest or index digest) it is read from `docker save`.
+pub fn config_digest(program: &Program, reference: &str) -> Result<ImageDigest, DockerError> {
+    let info = inspect_image(program, reference)?.ok_or_else(|| DockerError::Unexpected {
+        command: format!("{} image inspect {reference}", program.name),
+        output: "no such image".into(),
+    })?;
+    let tmp = tempfile::tempdir()
+        .map_err(|source| DockerError::Io { what: "failed to create a temporary directory".into(), source })?;
+    let path = Utf8Path::from_path(tmp.path()).expect("temporary paths are UTF-8").join("image.tar");
+    save(program, reference, &path)?;
+    let saved = crate::archive::SavedImage::open(&path).map_err(|e| DockerError::Unexpected {
+        command: format!("{} save {reference}", program.name),
+        output: e.to_string(),
+    })?;
+    let digest = ImageDigest::from_hex(&crate::hash::sha256_hex(&saved.config_bytes));
+    if digest != info.id {
+        crate::log::info(&format!(
+            "{reference}: image id {} is not its config digest {digest} (containerd image store)",
+            info.id
+        ));
+    }
+    Ok(digest)
+}
+
 /// Writes the image `reference` to `path` (`docker save`).
 pub fn save(program: &Program, reference: &str, path: &Utf8Path) -> Result<(), DockerError> {
     docker(program).args(["save", "--output", path.as_str(), reference]).output()?;

@@ -12,6 +12,7 @@ use crate::hash::HashError;
 use crate::normalize::NormalizeError;
 use crate::process::CmdError;
 use crate::record::RecordError;
+use crate::registry::RegistryError;
 use crate::witness::WitnessError;
 
 #[derive(Debug)]
@@ -23,6 +24,7 @@ pub enum Error {
     GitRef(GitRefError),
     Hash(HashError),
     Normalize(NormalizeError),
+    Registry(RegistryError),
     Cmd(CmdError),
     /// An argument that clap accepted but that does not make sense.
     Invalid {
@@ -37,6 +39,12 @@ pub enum Error {
     UnknownCommit {
         commit: String,
         searched: Vec<String>,
+    },
+    /// The witness is in the local record, but the push to the registry failed.
+    NotPushed {
+        record: String,
+        registry: String,
+        detail: String,
     },
     Output {
         source: std::io::Error,
@@ -61,6 +69,8 @@ impl Error {
             | Error::GitRef(_)
             | Error::Hash(_)
             | Error::Normalize(_)
+            | Error::Registry(_)
+            | Error::NotPushed { .. }
             | Error::Cmd(_)
             | Error::Invalid { .. }
             | Error::NotReproducible { .. }
@@ -80,6 +90,11 @@ impl fmt::Display for Error {
             Error::GitRef(e) => e.fmt(f),
             Error::Hash(e) => e.fmt(f),
             Error::Normalize(e) => e.fmt(f),
+            Error::Registry(e) => e.fmt(f),
+            Error::NotPushed { record, registry, detail } => write!(
+                f,
+                "pushing to {registry} failed, so the witness in {record} has no rtm:registryRef (materialize again with --registry to push): {detail}"
+            ),
             Error::Cmd(e) => e.fmt(f),
             Error::Invalid { what } => f.write_str(what),
             Error::NotReproducible { image, reason } => {
@@ -113,5 +128,6 @@ from!(
     GitRef(GitRefError),
     Hash(HashError),
     Normalize(NormalizeError),
+    Registry(RegistryError),
     Cmd(CmdError)
 );

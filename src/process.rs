@@ -139,7 +139,6 @@ impl Cmd {
     }
 
     /// Feeds `bytes` to the command's stdin (how secrets reach a program: never through argv).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Cmd {
         self.stdin = Some(bytes);
         self

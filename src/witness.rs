@@ -159,7 +159,8 @@ impl ImageWitness {
             source_date_epoch,
             normalizer: single(RTM_NORMALIZER, "rtm:normalizer")?,
             layers: layers.into_iter().map(|(_, l)| l).collect(),
-            registry_ref: single(RTM_REGISTRY_REF, "rtm:registryRef")?,
+            // One per registry the image was pushed to; any of them serves a pull.
+            registry_ref: literals(RTM_REGISTRY_REF).into_iter().next(),
             flexo_record: single(RTM_FLEXO_RECORD, "rtm:flexoRecord")?,
             iri,
         })
@@ -260,12 +261,14 @@ pub fn select(ds: &Dataset, selector: &Selector) -> Result<ImageWitness, Witness
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Rebuild,
+    Pull,
 }
 
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Rebuild => "rebuild",
+            Method::Pull => "pull",
         }
     }
 }

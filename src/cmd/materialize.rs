@@ -17,7 +17,10 @@ use crate::log;
 use crate::normalize;
 use crate::process::Program;
 use crate::record;
+use crate::record::{Quad, Term};
+use crate::registry::{self, DigestRef};
 use crate::time::Timestamp;
+use crate::vocab::{EVIDENCE_GRAPH, RTM_REGISTRY_REF, XSD_ANYURI};
 use crate::witness::{ImageWitness, Selector, select};
 
 /// Validated settings of one materialize run.
@@ -34,6 +37,8 @@ pub struct Config {
     pub no_cache: bool,
     /// Normalise the built image (the default) so that a cold rebuild reproduces its digest.
     pub normalize: bool,
+    /// Push the image there after the build and record its `rtm:registryRef`.
+    pub registry: Option<super::RegistryConfig>,
     pub json: bool,
 }
 
@@ -68,6 +73,7 @@ impl Config {
             record: args.record,
             no_cache: args.no_cache,
             normalize: !args.no_normalize,
+            registry: super::registry_config(args.registry)?,
             json: args.json,
         })
     }
@@ -162,10 +168,52 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         registry_ref: None,
         flexo_record: None,
     };
-    let outcome = record_witness(&cfg.record, witness, commit, built)?;
+    let mut outcome = record_witness(&cfg.record, witness, commit, built)?;
+    if let Some(reg) = &cfg.registry {
+        let pushed = publish(&cfg.docker, reg, &outcome.witness).map_err(|e| Error::NotPushed {
+            record: cfg.record.to_string(),
+            registry: reg.registry.image_ref(&reg.image),
+            detail: e.to_string(),
+        })?;
+        let quad = Quad::new(
+            Some(EVIDENCE_GRAPH),
+            &Term::iri(&outcome.witness.iri),
+            RTM_REGISTRY_REF,
+            Term::typed(pushed.to_string(), XSD_ANYURI),
+        );
+        record::append(&cfg.record, |_| (vec![quad], ()))?;
+        outcome.witness.registry_ref = Some(pushed.to_string());
+    }
     report(&cfg, &outcome)?;
     Ok(EXIT_OK)
 }
+
+/// Pushes the witnessed image to the registry and returns the reference by manifest digest, as
+/// the registry itself reports it.
+fn publish(docker: &Program, reg: &super::RegistryConfig, w: &ImageWitness) -> Result<DigestRef, Error> {
+    let login = match &reg.credentials {
+        Some(c) => Some(docker::login(docker, &reg.registry.host, &c.user, c.token.expose())?),
+        None => None,
+    };
+    let tag = w
+        .labels
+        .first()
+        .and_then(|l| l.rsplit_once(':'))
+        .map(|(_, t)| t)
+        .filter(|t| !t.contains('/'))
+        .unwrap_or("latest");
+    let remote = format!("{}:{tag}", reg.registry.image_ref(&reg.image));
+    docker::tag(docker, w.content_hash.as_str(), &remote)?;
+    log::info(&format!("pushing {remote}"));
+    docker::push(docker, &remote, login.as_ref())?;
+    let repository = reg.registry.repository(&reg.image);
+    let digest =
+        registry::manifest_digest(&reg.registry, &repository, tag, reg.credentials.as_ref(), REGISTRY_TIMEOUT)?;
+    Ok(DigestRef { host: reg.registry.host.clone(), repository, digest })
+}
+
+/// How long one registry request may take.
+const REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn warn_about_uncommitted_changes(cfg: &Config, root: &Utf8Path, commit: &CommitId) -> Result<(), Error> {
     let changes = git::uncommitted_changes(&cfg.git, root)?;
@@ -215,6 +263,7 @@ fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
             "baseImageDigest": super::opt(w.base_image_digest.as_ref()),
             "generatedAtTime": super::opt(w.generated_at.map(|t| t.to_xsd())),
             "builtDigest": o.built.as_str(),
+            "registryRef": w.registry_ref,
             "sourceDateEpoch": w.source_date_epoch,
             "normalizer": w.normalizer,
             "layers": w.layers.iter().map(|l| json!({ "diffId": l.diff_id.as_str(), "createdBy": l.created_by })).collect::<Vec<_>>(),
@@ -225,13 +274,17 @@ fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
     if o.already_recorded {
         log::info(&format!("{} already holds a witness of this image; nothing added", cfg.record));
     }
-    super::print(&format!(
-        "image   {}\ndigest  {}\ngitRef  {}\nrecord  {}\n",
+    let mut text = format!(
+        "image     {}\ndigest    {}\ngitRef    {}\n",
         w.iri,
         w.content_hash,
-        w.git_ref.as_deref().unwrap_or("-"),
-        cfg.record
-    ))
+        w.git_ref.as_deref().unwrap_or("-")
+    );
+    if let Some(r) = &w.registry_ref {
+        text.push_str(&format!("registry  {r}\n"));
+    }
+    text.push_str(&format!("record    {}\n", cfg.record));
+    super::print(&text)
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ pub mod reproduce;
 
 use std::io::Write;
 
-use crate::cli::Command;
+use crate::cli::{Command, RegistryArgs};
 use crate::error::Error;
+use crate::http::Secret;
 use crate::process::Program;
+use crate::registry::{Credentials, Registry};
 
 /// Runs one subcommand and returns its exit code.
 pub fn run(command: Command) -> Result<u8, Error> {
@@ -33,6 +35,46 @@ pub fn git_program() -> Result<Program, Error> {
 /// docker: `--docker-cmd`, else `$DOCKER`, else `docker` on PATH (clap settles the order).
 pub fn docker_program(name: &str) -> Result<Program, Error> {
     Ok(Program::resolve(name)?)
+}
+
+/// The registry of one run: where, under which name, and with which credentials.
+pub struct RegistryConfig {
+    pub registry: Registry,
+    /// The image's repository name inside the registry (after the namespace).
+    pub image: String,
+    pub credentials: Option<Credentials>,
+}
+
+/// Validates `--registry` / `RTM_REGISTRY` and friends; `None` when no registry is set.
+/// Credentials: `RTM_REGISTRY_USER` with `RTM_REGISTRY_TOKEN`, falling back to `FLEXO_TOKEN`
+/// (one credential for both remotes); without a user, registries are used anonymously.
+pub fn registry_config(args: RegistryArgs) -> Result<Option<RegistryConfig>, Error> {
+    let Some(text) = args.registry.filter(|r| !r.trim().is_empty()) else { return Ok(None) };
+    let registry = Registry::parse(&text)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let image = match args.registry_image {
+        Some(i) => i,
+        None => format!(
+            "{}/{}",
+            env("FLEXO_ORG").unwrap_or_else(|| "adcs-demo".into()),
+            env("FLEXO_REPO").unwrap_or_else(|| "lifecycle".into())
+        ),
+    };
+    if image.contains(':') || !crate::docker::is_valid_tag(&image) {
+        return Err(Error::Invalid {
+            what: format!("registry image name {image:?} is not a lowercase repository path"),
+        });
+    }
+    let credentials = match env("RTM_REGISTRY_USER") {
+        Some(user) => {
+            let token = env("RTM_REGISTRY_TOKEN").or_else(|| env("FLEXO_TOKEN")).ok_or_else(|| Error::Invalid {
+                what: "RTM_REGISTRY_USER is set but neither RTM_REGISTRY_TOKEN nor FLEXO_TOKEN holds a token".into(),
+            })?;
+            Some(Credentials { user, token: Secret::new(token) })
+        }
+        None => None,
+    };
+    Ok(Some(RegistryConfig { registry, image, credentials }))
 }
 
 /// A `--tag` value docker will accept as `NAME[:TAG]`.

@@ -20,6 +20,7 @@ use crate::log;
 use crate::normalize;
 use crate::process::Program;
 use crate::record;
+use crate::registry::DigestRef;
 use crate::time::Timestamp;
 use crate::witness::{Assertion, ImageWitness, Layer, Method, Selector, select};
 
@@ -33,6 +34,9 @@ pub struct Config {
     pub repo: Option<Utf8PathBuf>,
     pub no_cache: bool,
     pub record: Utf8PathBuf,
+    /// Verify by pulling instead of rebuilding; `Some(None)` pulls the recorded `rtm:registryRef`
+    /// as it is, `Some(Some(r))` pulls the same repository and digest from registry `r`.
+    pub pull: Option<Option<super::RegistryConfig>>,
     pub json: bool,
 }
 
@@ -53,6 +57,11 @@ impl Config {
             from_trig: args.from_trig,
             repo: args.repo,
             no_cache: args.no_cache,
+            pull: match super::registry_config(args.registry)? {
+                Some(r) => Some(Some(r)),
+                None if args.pull => Some(None),
+                None => None,
+            },
             json: args.json,
         })
     }
@@ -80,6 +89,9 @@ impl InputCheck {
 pub fn run(cfg: Config) -> Result<u8, Error> {
     let ds = record::read(&cfg.from_trig)?;
     let witness = select(&ds, &cfg.selector)?;
+    if let Some(mirror) = &cfg.pull {
+        return pull_and_verify(&cfg, &witness, mirror.as_ref());
+    }
     let git_ref = recorded_git_ref(&witness)?;
     let commit = git_ref.commit.clone().expect("checked by recorded_git_ref");
     docker::server_version(&cfg.docker)?;
@@ -134,7 +146,60 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         let (iri, quads) = assertion.to_quads(ds);
         (quads, iri)
     })?;
-    print_outcome(&cfg, &witness, &commit, &assertion, &assertion_iri, &inputs, report.as_ref())?;
+    print_outcome(&cfg, &witness, Some(&commit), &assertion, &assertion_iri, &inputs, report.as_ref())?;
+    Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
+}
+
+/// Pull-and-verify: pull the recorded image by its manifest digest and check that its config
+/// digest is `rtm:contentHash`, which stays the source of truth (a registry only carries bytes).
+fn pull_and_verify(cfg: &Config, w: &ImageWitness, mirror: Option<&super::RegistryConfig>) -> Result<u8, Error> {
+    let recorded = w.registry_ref.as_deref().ok_or_else(|| Error::NotReproducible {
+        image: w.iri.clone(),
+        reason:
+            "it has no rtm:registryRef to pull (it was never pushed); reproduce without --pull/--registry to rebuild"
+                .into(),
+    })?;
+    let recorded = DigestRef::parse(recorded)?;
+    let target = match mirror {
+        Some(m) => recorded.in_registry(&m.registry),
+        None => recorded,
+    };
+    docker::server_version(&cfg.docker)?;
+    let login = match mirror.and_then(|m| m.credentials.as_ref()) {
+        Some(c) => Some(docker::login(&cfg.docker, &target.host, &c.user, c.token.expose())?),
+        None => None,
+    };
+    log::info(&format!("pulling {target}"));
+    docker::pull(&cfg.docker, &target.to_string(), login.as_ref())?;
+    // On the classic store the id is the config digest; only when it differs is the image saved
+    // to read its config digest (the containerd store reports a manifest digest as the id).
+    let id = docker::inspect_image(&cfg.docker, &target.to_string())?.map(|i| i.id);
+    let observed = match id {
+        Some(id) if id == w.content_hash => id,
+        _ => docker::config_digest(&cfg.docker, &target.to_string())?,
+    };
+    let passed = observed == w.content_hash;
+    let description = if passed {
+        format!("image pulled from {target} has the recorded config digest {observed}")
+    } else {
+        format!(
+            "digest mismatch: image pulled from {target} has config digest {observed}, the witness records {}",
+            w.content_hash
+        )
+    };
+    let assertion = Assertion {
+        image_iri: w.iri.clone(),
+        passed,
+        at: Timestamp::now(),
+        method: Method::Pull,
+        observed: Some(observed),
+        description,
+    };
+    let assertion_iri = record::append(&cfg.record, |ds| {
+        let (iri, quads) = assertion.to_quads(ds);
+        (quads, iri)
+    })?;
+    print_outcome(cfg, w, None, &assertion, &assertion_iri, &[], None)?;
     Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
 }
 
@@ -269,7 +334,7 @@ fn describe(recorded: &ImageDigest, rebuilt: &ImageDigest, inputs: &[InputCheck]
 fn print_outcome(
     cfg: &Config,
     w: &ImageWitness,
-    commit: &CommitId,
+    commit: Option<&CommitId>,
     a: &Assertion,
     assertion_iri: &str,
     inputs: &[InputCheck],
@@ -285,7 +350,8 @@ fn print_outcome(
             "image": w.iri,
             "recordedDigest": w.content_hash.as_str(),
             "rebuiltDigest": super::opt(a.observed.as_ref()),
-            "commit": commit.as_str(),
+            "commit": commit.map(CommitId::as_str),
+            "registryRef": w.registry_ref,
             "gitRef": w.git_ref,
             "method": a.method.as_str(),
             "inputs": inputs,
@@ -298,12 +364,21 @@ fn print_outcome(
         }));
     }
     let verdict = if a.passed { "PASS" } else { "FAIL" };
-    let mut text = format!(
-        "{verdict}  {}\n  recorded  {}\n  rebuilt   {}\n  commit    {commit}\n",
-        w.iri,
-        w.content_hash,
-        a.observed.as_ref().map_or("(no image)".to_owned(), ToString::to_string)
-    );
+    let observed = a.observed.as_ref().map_or("(no image)".to_owned(), ToString::to_string);
+    let mut text = match (a.method, commit) {
+        (Method::Pull, _) => format!(
+            "{verdict}  {}\n  recorded  {}\n  pulled    {observed}\n  from      {}\n",
+            w.iri,
+            w.content_hash,
+            w.registry_ref.as_deref().unwrap_or("-")
+        ),
+        (Method::Rebuild, commit) => format!(
+            "{verdict}  {}\n  recorded  {}\n  rebuilt   {observed}\n  commit    {}\n",
+            w.iri,
+            w.content_hash,
+            commit.map_or("-", CommitId::as_str)
+        ),
+    };
     if !a.passed {
         for i in inputs.iter().filter(|i| i.changed()) {
             text.push_str(&format!(

@@ -7,5 +7,6 @@ mod hash;
 mod materialize;
 mod normalize;
 mod record;
+mod registry;
 mod reproduce;
 mod tidy;

@@ -35,10 +35,16 @@ pub fn image_id(reference: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Removes images by reference or id (best effort: already gone is fine). Untagged parents are
-/// kept: a concurrent test's build may be using them as its cache.
+/// Tests run in parallel, and the legacy builder fails ("unable to find image") when an image it
+/// is probing as a cache candidate is removed under it. So every run of the tool holds this lock
+/// shared, and every removal holds it exclusively.
+pub static DAEMON: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Removes images by reference or id (best effort: already gone is fine), with all their tags.
+/// Untagged parents are kept: another test's cached build may share them.
 pub fn remove_images(refs: &[&str]) {
     if !refs.is_empty() {
+        let _guard = DAEMON.write().unwrap_or_else(|e| e.into_inner());
         let _ = Command::new("docker").args(["image", "rm", "--force", "--no-prune"]).args(refs).output();
     }
 }

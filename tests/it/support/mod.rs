@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod rdf;
+pub mod registry;
 pub mod repo;
 
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use docker::*;
 pub use rdf::*;
+pub use registry::*;
 pub use repo::*;
 
 /// A scratch directory for one test, removed when dropped.
@@ -97,6 +99,7 @@ impl Run {
             "rtm-compute {}",
             self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
         );
+        let _shared = docker::DAEMON.read().unwrap_or_else(|e| e.into_inner());
         let output = assert_cmd::Command::from_std(self.command())
             .timeout(self.timeout)
             .output()
