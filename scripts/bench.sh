@@ -4,9 +4,11 @@
 #      pipeline (`find | xargs -0 -P<cores> openssl dgst -sha256`) and coreutils `sha256sum`;
 #   2. `reproduce` of a cached build, against the bare `git worktree add && docker build &&
 #      docker inspect` pipeline (for a normalised witness and for a raw one);
-#   3. normalisation of a 300 MB image, against `docker save | cat > /dev/null` (the daemon's floor).
+#   3. normalisation of a 300 MB image, against `docker save | cat > /dev/null` (the daemon's floor);
+#   4. pull-and-verify against rebuild-and-verify of the same 100 MB witness, both cold (the image
+#      removed from the daemon, no build cache), with a local docker-registry.
 # Every figure is the best of RUNS runs (default 3) on a warm page cache.
-# Environment: RUNS, CONTEXT_MB (default 200), IMAGE_MB (default 300).
+# Environment: RUNS, CONTEXT_MB (default 200), IMAGE_MB (default 300), PULL_MB (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/provision.sh
@@ -15,10 +17,13 @@ bin=$PWD/target/release/rtm-compute
 runs=${RUNS:-3}
 context_mb=${CONTEXT_MB:-200}
 image_mb=${IMAGE_MB:-300}
+pull_mb=${PULL_MB:-100}
 cores=$(nproc)
 work=$(mktemp -d "${TMPDIR:-/tmp}/rtm-bench.XXXXXX")
 images=()
+registry_pid=""
 cleanup() {
+    [ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
     [ ${#images[@]} -eq 0 ] || docker image rm --force "${images[@]}" >/dev/null 2>&1 || true
     git -C "$work/repo" worktree prune 2>/dev/null || true
     rm -rf "$work"
@@ -111,3 +116,31 @@ t_normalize=$(BEFORE="docker image rm --force rtm-bench/big:norm" best_of "$bin"
 row "docker save | cat > /dev/null" "$t_save" "$(rate "$image_mb" "$t_save") MB/s" "1.00"
 row "rtm-compute normalize (save, rewrite, load)" "$t_normalize" "$(rate "$image_mb" "$t_normalize") MB/s" "$(ratio "$t_normalize" "$t_save") x save"
 row "  of which added beyond the save" "$(awk -v a="$t_normalize" -v b="$t_save" 'BEGIN { printf "%.3f", a - b }')" "" "$(ratio "$(awk -v a="$t_normalize" -v b="$t_save" 'BEGIN { print a - b }')" "$t_save") x save"
+
+# 4. Pull-and-verify against rebuild-and-verify, both cold.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 5099)
+mkdir -p "$work/registry"
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$work/registry/data" "$port" >"$work/registry/config.yml"
+docker-registry serve "$work/registry/config.yml" >/dev/null 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+pull=$work/pullrepo
+mkdir -p "$pull/compute" "$pull/data"
+head -c "$((pull_mb * 1024 * 1024))" /dev/urandom >"$work/blob"
+(cd "$pull/data" && split -a 3 -d -b $((8 * 1024 * 1024)) "$work/blob" chunk-)
+rm "$work/blob"
+printf 'FROM scratch\nCOPY data/ /data/\n' >"$pull/compute/Dockerfile"
+git -C "$pull" init --quiet
+git -C "$pull" add --all
+git -C "$pull" -c user.name=bench -c user.email=bench@example.org commit --quiet -m bench
+pulled=$("$bin" -q materialize --repo "$pull" --record "$work/pull.trig" --tag rtm-bench/pull:1 --registry "127.0.0.1:$port" --registry-image rtm-bench/pull --json)
+witness=$(printf '%s\n' "$pulled" | sed -n 's/^ *"digest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+built=$(printf '%s\n' "$pulled" | sed -n 's/^ *"builtDigest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+images+=(rtm-bench/pull:1 "$witness" "$built")
+forget="docker image rm --force $witness $built"
+echo
+echo "4. verify a $pull_mb MB witness, cold (image removed, no build cache)"
+t_rebuild=$(BEFORE="$forget" best_of "$bin" -q reproduce --image-digest "$witness" --from-trig "$work/pull.trig" --record "$work/audit.trig" --repo "$pull" --no-cache)
+t_pull=$(BEFORE="$forget" best_of "$bin" -q reproduce --image-digest "$witness" --from-trig "$work/pull.trig" --record "$work/audit.trig" --pull)
+row "reproduce: rebuild and verify (--no-cache)" "$t_rebuild" "" "1.00"
+row "reproduce: pull by digest and verify (--pull)" "$t_pull" "" "$(ratio "$t_pull" "$t_rebuild") x rebuild"
