@@ -48,6 +48,15 @@ pub enum Command {
         after_help = "Examples:\n  rtm-compute normalize my-image:raw --source-date-epoch \"$(git log -1 --format=%ct)\" --tag my-image:norm\n  rtm-compute normalize sha256:4e5a… --source-date-epoch 1735787045 --base busybox:1 --json"
     )]
     Normalize(NormalizeArgs),
+    /// Flexo MMS, the witness remote: provision it, and push what a local record holds.
+    #[command(subcommand)]
+    Flexo(FlexoCommand),
+    /// Check everything configured: git, the docker daemon, Flexo (reachability and auth) when
+    /// FLEXO_URL is set, the registry when RTM_REGISTRY is set. Exit 2 names each failing piece.
+    #[command(
+        after_help = "Examples:\n  rtm-compute doctor\n  FLEXO_URL=https://flexo.example.org rtm-compute doctor --json"
+    )]
+    Doctor(DoctorArgs),
     /// Print the dockerfileHash and buildContextHash of a tree without building.
     #[command(
         after_help = "Examples:\n  rtm-compute hash\n  rtm-compute hash --dockerfile compute/Dockerfile --context . --json"
@@ -103,6 +112,10 @@ pub struct MaterializeArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the witness to Flexo MMS (branch `evidence`; settings from FLEXO_URL and friends).
+    /// The local record is written first.
+    #[arg(long)]
+    pub flexo: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -118,9 +131,9 @@ pub struct ReproduceArgs {
     /// The witness's image IRI.
     #[arg(long, value_name = "IRI")]
     pub image: Option<String>,
-    /// The TriG record to read the witness from.
-    #[arg(long, default_value = "output/rtm.trig", value_name = "PATH")]
-    pub from_trig: Utf8PathBuf,
+    /// The TriG record to read the witness from [default: output/rtm.trig].
+    #[arg(long, value_name = "PATH")]
+    pub from_trig: Option<Utf8PathBuf>,
     /// A repository that may already hold the commit [default: the current one]; otherwise the
     /// gitRef's repository is cloned.
     #[arg(long, value_name = "DIR")]
@@ -128,12 +141,19 @@ pub struct ReproduceArgs {
     /// Rebuild without docker's layer cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// The TriG record to append the assertion to [default: the --from-trig file].
+    /// The TriG record to append the assertion to [default: the --from-trig file, or
+    /// output/rtm.trig].
     #[arg(long, value_name = "PATH")]
     pub record: Option<Utf8PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Read the witness from Flexo MMS (branch `evidence`) instead of a TriG file.
+    #[arg(long, conflicts_with = "from_trig")]
+    pub from_flexo: bool,
+    /// Also write the assertion to Flexo MMS (branch `audit`).
+    #[arg(long)]
+    pub flexo: bool,
     /// Verify by pulling the recorded rtm:registryRef (by digest) instead of rebuilding.
     #[arg(long)]
     pub pull: bool,
@@ -141,6 +161,42 @@ pub struct ReproduceArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub docker: DockerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlexoCommand {
+    /// Create the org and repo when they are missing, and check the master branch. Safe to run
+    /// again: an existing org or repo is never replaced.
+    #[command(
+        after_help = "Settings: FLEXO_URL, FLEXO_AUTH_URL, FLEXO_TOKEN or FLEXO_USER/FLEXO_PASS, FLEXO_ORG, FLEXO_REPO.\n\nExamples:\n  FLEXO_URL=http://localhost:8080 rtm-compute flexo init"
+    )]
+    Init,
+    /// Send the witnesses and assertions of a local record that Flexo lacks. Idempotent.
+    #[command(
+        after_help = "Examples:\n  rtm-compute flexo push\n  rtm-compute flexo push --record evidence/rtm.trig --json"
+    )]
+    Push(FlexoPushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlexoPushArgs {
+    /// The local TriG record.
+    #[arg(long, default_value = "output/rtm.trig", value_name = "PATH")]
+    pub record: Utf8PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::docker::DockerError;
+use crate::flexo::FlexoError;
 use crate::git::GitError;
 use crate::gitref::GitRefError;
 use crate::hash::HashError;
@@ -25,6 +26,7 @@ pub enum Error {
     Hash(HashError),
     Normalize(NormalizeError),
     Registry(RegistryError),
+    Flexo(FlexoError),
     Cmd(CmdError),
     /// An argument that clap accepted but that does not make sense.
     Invalid {
@@ -39,6 +41,12 @@ pub enum Error {
     UnknownCommit {
         commit: String,
         searched: Vec<String>,
+    },
+    /// The data is in the local record, but writing it to Flexo failed.
+    NotInFlexo {
+        what: String,
+        record: String,
+        detail: String,
     },
     /// The witness is in the local record, but the push to the registry failed.
     NotPushed {
@@ -70,6 +78,8 @@ impl Error {
             | Error::Hash(_)
             | Error::Normalize(_)
             | Error::Registry(_)
+            | Error::Flexo(_)
+            | Error::NotInFlexo { .. }
             | Error::NotPushed { .. }
             | Error::Cmd(_)
             | Error::Invalid { .. }
@@ -91,6 +101,11 @@ impl fmt::Display for Error {
             Error::Hash(e) => e.fmt(f),
             Error::Normalize(e) => e.fmt(f),
             Error::Registry(e) => e.fmt(f),
+            Error::Flexo(e) => e.fmt(f),
+            Error::NotInFlexo { what, record, detail } => write!(
+                f,
+                "the {what} is safe in {record} but did not reach Flexo (send it later with `rtm-compute flexo push --record {record}`): {detail}"
+            ),
             Error::NotPushed { record, registry, detail } => write!(
                 f,
                 "pushing to {registry} failed, so the witness in {record} has no rtm:registryRef (materialize again with --registry to push): {detail}"
@@ -129,5 +144,6 @@ from!(
     Hash(HashError),
     Normalize(NormalizeError),
     Registry(RegistryError),
+    Flexo(FlexoError),
     Cmd(CmdError)
 );

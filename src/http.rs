@@ -49,9 +49,23 @@ pub fn ca_file() -> Option<String> {
     }
 }
 
+/// A CA bundle that cannot serve: unreadable, or without a certificate.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadCertificates {
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for BadCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot load the CA bundle {} (SSL_CERT_FILE): {}", self.path, self.reason)
+    }
+}
+
 /// The certificates of a PEM bundle; an unreadable or empty bundle is an error naming it.
-pub fn ca_bundle(path: &str) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read CA bundle {path}: {e}"))?;
+pub fn ca_bundle(path: &str) -> Result<Vec<Certificate<'static>>, BadCertificates> {
+    let bad = |reason: String| BadCertificates { path: path.to_owned(), reason };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(cert)) => Some(cert),
@@ -59,14 +73,14 @@ pub fn ca_bundle(path: &str) -> Result<Vec<Certificate<'static>>, String> {
         })
         .collect();
     if certs.is_empty() {
-        return Err(format!("CA bundle {path} holds no certificate"));
+        return Err(bad("it holds no certificate".into()));
     }
     Ok(certs)
 }
 
 /// An agent with our rules: status codes as values, no redirects, the given timeouts, and for
 /// HTTPS the CA bundle (so an internal CA is trusted), else the Mozilla roots built into rustls.
-pub fn agent(connect: Duration, global: Duration, ca_file: Option<&str>) -> Result<ureq::Agent, String> {
+pub fn agent(connect: Duration, global: Duration, ca_file: Option<&str>) -> Result<ureq::Agent, BadCertificates> {
     let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -108,8 +122,9 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_base64_is_standard() {
         let s = Secret::new("tok");
-        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+        assert_eq!(format!("{s} {s:?} {:?}", Some(&s)), "<redacted> <redacted> Some(<redacted>)");
         assert_eq!(base64(b"user01:password1"), "dXNlcjAxOnBhc3N3b3JkMQ==");
+        assert_eq!(base64(b"a"), "YQ==");
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"abc"), "YWJj");
         assert_eq!(base64(b""), "");
@@ -117,17 +132,17 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_ca_bundle_is_named() {
+    fn ca_bundles_are_loaded_or_named() {
+        if std::path::Path::new(DEFAULT_CA_FILE).exists() {
+            assert!(!ca_bundle(DEFAULT_CA_FILE).unwrap().is_empty());
+        }
+        let err = ca_bundle("/nonexistent/ca.pem").unwrap_err().to_string();
+        assert!(err.starts_with("cannot load the CA bundle /nonexistent/ca.pem (SSL_CERT_FILE): "), "{err}");
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let path = empty.path().to_str().unwrap();
         assert_eq!(
-            ca_bundle("/nonexistent/ca.pem").unwrap_err().split(':').next(),
-            Some("cannot read CA bundle /nonexistent/ca.pem")
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "no certificates here").unwrap();
-        assert_eq!(
-            ca_bundle(empty.to_str().unwrap()).unwrap_err(),
-            format!("CA bundle {} holds no certificate", empty.display())
+            ca_bundle(path).unwrap_err().to_string(),
+            format!("cannot load the CA bundle {path} (SSL_CERT_FILE): it holds no certificate")
         );
     }
 }

@@ -10,6 +10,7 @@ mod cmd;
 mod diff;
 mod docker;
 mod error;
+mod flexo;
 mod git;
 mod gitref;
 mod hash;

@@ -96,6 +96,15 @@ impl Dataset {
         self.quads.extend(quads);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.quads.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.quads.len()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Quad> {
         self.quads.iter()
     }
@@ -142,6 +151,23 @@ impl<'a> Index<'a> {
             .map(|(s, _)| *s)
             .collect();
         out.sort();
+        out
+    }
+
+    /// Every quad about `s`, and about the nodes named `<s>#…` (its layers, its result), which
+    /// belong to it.
+    pub fn node_quads(&self, s: &Term) -> Vec<&'a Quad> {
+        let mut out: Vec<&Quad> = self.by_subject.get(s).into_iter().flatten().copied().collect();
+        if let Some(iri) = s.as_iri() {
+            let prefix = format!("{iri}#");
+            let parts: Vec<&Term> =
+                out.iter().filter(|q| q.o.as_iri().is_some_and(|o| o.starts_with(&prefix))).map(|q| &q.o).collect();
+            for part in parts {
+                out.extend(self.by_subject.get(part).into_iter().flatten().copied());
+            }
+        }
+        out.sort();
+        out.dedup();
         out
     }
 }

@@ -41,7 +41,7 @@ pub enum RegistryError {
     Status { url: String, status: u16, body: String },
     NoDigest { url: String },
     Transport { url: String, source: ureq::Error },
-    Setup { reason: String },
+    Setup { reason: http::BadCertificates },
 }
 
 impl fmt::Display for RegistryError {
@@ -56,7 +56,7 @@ impl fmt::Display for RegistryError {
             RegistryError::Status { url, status, body } => write!(f, "{url} answered {status}: {body}"),
             RegistryError::NoDigest { url } => write!(f, "{url} gave no Docker-Content-Digest header"),
             RegistryError::Transport { url, source } => write!(f, "could not reach the registry at {url}: {source}"),
-            RegistryError::Setup { reason } => f.write_str(reason),
+            RegistryError::Setup { reason } => reason.fmt(f),
         }
     }
 }
@@ -168,6 +168,28 @@ pub fn manifest_digest(
             let digest = header(&response, "docker-content-digest").unwrap_or_default();
             ImageDigest::parse(digest.strip_prefix("sha256:").unwrap_or("")).ok_or(RegistryError::NoDigest { url })
         }
+        401 | 403 => Err(RegistryError::Unauthorized { url }),
+        status => Err(RegistryError::Status { url, status, body: String::new() }),
+    }
+}
+
+/// Checks that the registry answers the distribution API (`GET /v2/`), with our credentials
+/// when it asks for them.
+pub fn probe(registry: &Registry, credentials: Option<&Credentials>, timeout: Duration) -> Result<(), RegistryError> {
+    let url = format!("{}://{}/v2/", registry.scheme(), registry.host);
+    let ca_file = if registry.scheme() == "https" { http::ca_file() } else { None };
+    let agent = http::agent(Duration::from_secs(10), timeout, ca_file.as_deref())
+        .map_err(|reason| RegistryError::Setup { reason })?;
+    let transport = |source| RegistryError::Transport { url: url.clone(), source };
+    crate::log::command(&format!("GET {url}"));
+    let mut response = agent.get(&url).call().map_err(transport)?;
+    if response.status() == 401 {
+        let challenge = header(&response, "www-authenticate").unwrap_or_default();
+        let authorization = answer_challenge(&agent, &challenge, credentials, &url)?;
+        response = agent.get(&url).header("Authorization", authorization.expose()).call().map_err(transport)?;
+    }
+    match response.status().as_u16() {
+        200 => Ok(()),
         401 | 403 => Err(RegistryError::Unauthorized { url }),
         status => Err(RegistryError::Status { url, status, body: String::new() }),
     }

@@ -80,3 +80,8 @@ terms!("http://www.w3.org/ns/earl#";
 );
 
 pub const DCTERMS_DESCRIPTION: &str = "http://purl.org/dc/terms/description";
+
+/// Flexo MMS terms in the bodies we PUT (`flexo-layer1.md` §1): an org's or repo's title, and the
+/// ref a new branch starts from.
+pub const DCTERMS_TITLE: &str = "http://purl.org/dc/terms/title";
+pub const MMS_REF: &str = "https://mms.openmbee.org/rdf/ontology/ref";

@@ -37,6 +37,8 @@ pub struct Config {
     pub no_cache: bool,
     /// Normalise the built image (the default) so that a cold rebuild reproduces its digest.
     pub normalize: bool,
+    /// Write the witness to Flexo too (`--flexo`), with these settings.
+    pub flexo: Option<crate::flexo::Settings>,
     /// Push the image there after the build and record its `rtm:registryRef`.
     pub registry: Option<super::RegistryConfig>,
     pub json: bool,
@@ -74,6 +76,7 @@ impl Config {
             no_cache: args.no_cache,
             normalize: !args.no_normalize,
             registry: super::registry_config(args.registry)?,
+            flexo: if args.flexo { Some(crate::flexo::Settings::from_env()?) } else { None },
             json: args.json,
         })
     }
@@ -184,6 +187,14 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         record::append(&cfg.record, |_| (vec![quad], ()))?;
         outcome.witness.registry_ref = Some(pushed.to_string());
     }
+    if let Some(settings) = &cfg.flexo {
+        let mark = super::flexo::flexo_record_quad(settings, &outcome.witness.iri);
+        let mut quads = outcome.witness.to_quads();
+        quads.push(mark.clone());
+        super::flexo::send(settings, EVIDENCE_GRAPH, &quads, &cfg.record, "witness")?;
+        record::append(&cfg.record, |_| (vec![mark], ()))?;
+        outcome.witness.flexo_record = Some(settings.record_iri(&settings.branch(EVIDENCE_GRAPH)));
+    }
     report(&cfg, &outcome)?;
     Ok(EXIT_OK)
 }
@@ -264,6 +275,7 @@ fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
             "generatedAtTime": super::opt(w.generated_at.map(|t| t.to_xsd())),
             "builtDigest": o.built.as_str(),
             "registryRef": w.registry_ref,
+            "flexoRecord": w.flexo_record,
             "sourceDateEpoch": w.source_date_epoch,
             "normalizer": w.normalizer,
             "layers": w.layers.iter().map(|l| json!({ "diffId": l.diff_id.as_str(), "createdBy": l.created_by })).collect::<Vec<_>>(),
@@ -282,6 +294,9 @@ fn report(cfg: &Config, o: &Outcome) -> Result<(), Error> {
     );
     if let Some(r) = &w.registry_ref {
         text.push_str(&format!("registry  {r}\n"));
+    }
+    if let Some(f) = &w.flexo_record {
+        text.push_str(&format!("flexo     {f}\n"));
     }
     text.push_str(&format!("record    {}\n", cfg.record));
     super::print(&text)

@@ -2,6 +2,8 @@
 //! (choosing the programs, printing results) lives here.
 
 pub mod diff;
+pub mod doctor;
+pub mod flexo;
 pub mod hash;
 pub mod materialize;
 pub mod normalize;
@@ -21,6 +23,8 @@ pub fn run(command: Command) -> Result<u8, Error> {
         Command::Materialize(args) => materialize::run(materialize::Config::from_args(args)?),
         Command::Reproduce(args) => reproduce::run(reproduce::Config::from_args(args)?),
         Command::Diff(args) => diff::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Flexo(command) => flexo::run(command),
         Command::Hash(args) => hash::run(args),
         Command::Normalize(args) => normalize::run(args),
     }

@@ -13,6 +13,7 @@ use crate::cli::ReproduceArgs;
 use crate::diff::{self, Report};
 use crate::docker::{self, BuildRequest, DockerError, ImageDigest, ImageInfo};
 use crate::error::{EXIT_MISMATCH, EXIT_OK, Error};
+use crate::flexo;
 use crate::git::{self, CommitId, GitError};
 use crate::gitref::{Base, GitRef};
 use crate::hash;
@@ -22,6 +23,7 @@ use crate::process::Program;
 use crate::record;
 use crate::registry::DigestRef;
 use crate::time::Timestamp;
+use crate::vocab::{AUDIT_GRAPH, EVIDENCE_GRAPH};
 use crate::witness::{Assertion, ImageWitness, Layer, Method, Selector, select};
 
 /// Validated settings of one reproduce run.
@@ -29,7 +31,8 @@ pub struct Config {
     pub git: Program,
     pub docker: Program,
     pub selector: Selector,
-    pub from_trig: Utf8PathBuf,
+    /// Where the witness is read from.
+    pub source: WitnessSource,
     /// `None`: the current directory's repository, if it is one.
     pub repo: Option<Utf8PathBuf>,
     pub no_cache: bool,
@@ -37,7 +40,17 @@ pub struct Config {
     /// Verify by pulling instead of rebuilding; `Some(None)` pulls the recorded `rtm:registryRef`
     /// as it is, `Some(Some(r))` pulls the same repository and digest from registry `r`.
     pub pull: Option<Option<super::RegistryConfig>>,
+    /// Write the assertion to Flexo too (`--flexo`).
+    pub flexo_write: bool,
+    /// The Flexo settings, validated when `--from-flexo` or `--flexo` needs them.
+    pub flexo: Option<flexo::Settings>,
     pub json: bool,
+}
+
+/// Where `reproduce` reads the witness.
+pub enum WitnessSource {
+    Trig(Utf8PathBuf),
+    Flexo,
 }
 
 impl Config {
@@ -53,8 +66,14 @@ impl Config {
             git: super::git_program()?,
             docker: super::docker_program(&args.docker.docker_cmd)?,
             selector,
-            record: args.record.unwrap_or_else(|| args.from_trig.clone()),
-            from_trig: args.from_trig,
+            record: args.record.or_else(|| args.from_trig.clone()).unwrap_or_else(|| Utf8PathBuf::from(DEFAULT_RECORD)),
+            source: match args.from_trig {
+                _ if args.from_flexo => WitnessSource::Flexo,
+                Some(path) => WitnessSource::Trig(path),
+                None => WitnessSource::Trig(Utf8PathBuf::from(DEFAULT_RECORD)),
+            },
+            flexo_write: args.flexo,
+            flexo: if args.flexo || args.from_flexo { Some(flexo::Settings::from_env()?) } else { None },
             repo: args.repo,
             no_cache: args.no_cache,
             pull: match super::registry_config(args.registry)? {
@@ -66,6 +85,9 @@ impl Config {
         })
     }
 }
+
+/// The record both the demo and we use when none is named.
+const DEFAULT_RECORD: &str = "output/rtm.trig";
 
 /// Where the recorded commit was found. Dropping it removes any temporary clone.
 struct Source {
@@ -87,8 +109,24 @@ impl InputCheck {
 }
 
 pub fn run(cfg: Config) -> Result<u8, Error> {
-    let ds = record::read(&cfg.from_trig)?;
-    let witness = select(&ds, &cfg.selector)?;
+    let witness = match &cfg.source {
+        WitnessSource::Trig(path) => select(&record::read(path)?, &cfg.selector)?,
+        WitnessSource::Flexo => {
+            let settings = cfg.flexo.as_ref().expect("settings are read for --from-flexo");
+            let client = flexo::connect(settings)?;
+            let branch = settings.branch(EVIDENCE_GRAPH);
+            let ds = flexo::fetch_images(&client, &branch, &cfg.selector)?;
+            if ds.is_empty() {
+                return Err(Error::Invalid {
+                    what: format!(
+                        "no image witness in Flexo ({}, org {}, repo {}, branch {branch}) matches {}",
+                        settings.url, settings.org, settings.repo, cfg.selector
+                    ),
+                });
+            }
+            select(&ds, &cfg.selector)?
+        }
+    };
     if let Some(mirror) = &cfg.pull {
         return pull_and_verify(&cfg, &witness, mirror.as_ref());
     }
@@ -142,12 +180,29 @@ pub fn run(cfg: Config) -> Result<u8, Error> {
         observed: observed.clone(),
         description,
     };
-    let assertion_iri = record::append(&cfg.record, |ds| {
+    conclude(&cfg, &witness, Some(&commit), &assertion, &inputs, report.as_ref())
+}
+
+/// Records the assertion (locally first, then in Flexo with `--flexo`), prints the outcome, and
+/// returns the exit code.
+fn conclude(
+    cfg: &Config,
+    w: &ImageWitness,
+    commit: Option<&CommitId>,
+    assertion: &Assertion,
+    inputs: &[InputCheck],
+    report: Option<&Report>,
+) -> Result<u8, Error> {
+    let (assertion_iri, quads) = record::append(&cfg.record, |ds| {
         let (iri, quads) = assertion.to_quads(ds);
-        (quads, iri)
+        (quads.clone(), (iri, quads))
     })?;
-    print_outcome(&cfg, &witness, Some(&commit), &assertion, &assertion_iri, &inputs, report.as_ref())?;
-    Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
+    print_outcome(cfg, w, commit, assertion, &assertion_iri, inputs, report)?;
+    if cfg.flexo_write {
+        let settings = cfg.flexo.as_ref().expect("settings are read for --flexo");
+        super::flexo::send(settings, AUDIT_GRAPH, &quads, &cfg.record, "assertion")?;
+    }
+    Ok(if assertion.passed { EXIT_OK } else { EXIT_MISMATCH })
 }
 
 /// Pull-and-verify: pull the recorded image by its manifest digest and check that its config
@@ -195,12 +250,7 @@ fn pull_and_verify(cfg: &Config, w: &ImageWitness, mirror: Option<&super::Regist
         observed: Some(observed),
         description,
     };
-    let assertion_iri = record::append(&cfg.record, |ds| {
-        let (iri, quads) = assertion.to_quads(ds);
-        (quads, iri)
-    })?;
-    print_outcome(cfg, w, None, &assertion, &assertion_iri, &[], None)?;
-    Ok(if passed { EXIT_OK } else { EXIT_MISMATCH })
+    conclude(cfg, w, None, &assertion, &[], None)
 }
 
 /// The witness's gitRef, parsed and checked to name a commit we can fetch.

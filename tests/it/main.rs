@@ -3,6 +3,7 @@
 
 mod support;
 
+mod flexo;
 mod hash;
 mod materialize;
 mod normalize;

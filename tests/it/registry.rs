@@ -33,7 +33,7 @@ fn push_then_pull_verify_after_every_local_copy_is_removed() {
     let digest = json["digest"].as_str().unwrap().to_owned();
     let reference = json["registryRef"].as_str().unwrap().to_owned();
     assert!(reference.starts_with(&format!("{}/adcs-demo/lifecycle@sha256:", registry.host())), "{reference}");
-    assert_eq!(Record::load(t.join("output/rtm.trig")).values(REGISTRY_REFS, "r"), [reference.clone()]);
+    assert_eq!(Record::load(t.join("output/rtm.trig")).values(REGISTRY_REFS, "r"), std::slice::from_ref(&reference));
 
     forget(&digest);
     forget(json["builtDigest"].as_str().unwrap());

@@ -29,6 +29,14 @@ pub fn require_docker() {
     }
 }
 
+/// Whether a daemon answers (for checks that only hold with one).
+pub fn docker_is_up() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// The id of a local image, if the daemon has it.
 pub fn image_id(reference: &str) -> Option<String> {
     let out = Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]).output().ok()?;

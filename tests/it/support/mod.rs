@@ -3,6 +3,7 @@
 //! stderr.
 
 pub mod docker;
+pub mod flexo;
 pub mod rdf;
 pub mod registry;
 pub mod repo;
