@@ -6,7 +6,9 @@
 #      docker inspect` pipeline (for a normalised witness and for a raw one);
 #   3. normalisation of a 300 MB image, against `docker save | cat > /dev/null` (the daemon's floor);
 #   4. pull-and-verify against rebuild-and-verify of the same 100 MB witness, both cold (the image
-#      removed from the daemon, no build cache), with a local docker-registry.
+#      removed from the daemon, no build cache), with a local docker-registry;
+#   5. `rtm-compute list` of a record of 10 000 witnesses, against Python rdflib loading the same
+#      file (when Python with rdflib is available).
 # Every figure is the best of RUNS runs (default 3) on a warm page cache.
 # Environment: RUNS, CONTEXT_MB (default 200), IMAGE_MB (default 300), PULL_MB (default 100).
 set -euo pipefail
@@ -144,3 +146,21 @@ t_rebuild=$(BEFORE="$forget" best_of "$bin" -q reproduce --image-digest "$witnes
 t_pull=$(BEFORE="$forget" best_of "$bin" -q reproduce --image-digest "$witness" --from-trig "$work/pull.trig" --record "$work/audit.trig" --pull)
 row "reproduce: rebuild and verify (--no-cache)" "$t_rebuild" "" "1.00"
 row "reproduce: pull by digest and verify (--pull)" "$t_pull" "" "$(ratio "$t_pull" "$t_rebuild") x rebuild"
+
+# 5. Listing 10 000 witnesses.
+big_record=$work/big.trig
+{
+    printf '@prefix rtm: <http://example.org/ontology/rtm#> .\n@prefix prov: <http://www.w3.org/ns/prov#> .\n@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n<http://example.org/adcs-demo/graph/evidence> {\n'
+    awk 'BEGIN { for (i = 0; i < 10000; i++) { h = sprintf("%064x", i); printf "<urn:adcs:docker-image:sha256-%s> a rtm:DockerImage, prov:Entity ; rtm:contentHash \"sha256:%s\" ; rtm:imageLabel \"demo:%d\" ; prov:generatedAtTime \"2025-01-02T03:04:05Z\"^^xsd:dateTime ; rtm:gitRef \"git+https://example.org/r@%040x#compute/Dockerfile\"^^xsd:anyURI .\n", h, h, i, i } }'
+    printf '}\n'
+} >"$big_record"
+echo
+echo "5. list a record of 10 000 witnesses ($(wc -c <"$big_record") bytes)"
+t_list=$(best_of "$bin" list --from-trig "$big_record" --json)
+row "rtm-compute list --json" "$t_list" "" "1.00"
+if python3 -c 'import rdflib' 2>/dev/null; then
+    t_rdflib=$(best_of python3 -c "import rdflib, sys; rdflib.Dataset().parse(sys.argv[1], format='trig')" "$big_record")
+    row "python3 rdflib: Dataset().parse (load only)" "$t_rdflib" "" "$(ratio "$t_rdflib" "$t_list") x rtm time"
+else
+    echo "  (python3 with rdflib is not installed: pip install rdflib to compare)"
+fi

@@ -2,7 +2,8 @@
 # Provisions what rtm-compute's tests and demo need on a fresh Debian machine, skipping what is
 # already there: the Docker engine (docker.io) with a running dockerd; busybox-static (the tests'
 # base image is made from it with `docker import`; nothing is pulled); and for the registry tests,
-# Debian's docker-registry and htpasswd (apache2-utils). The tests start registries themselves.
+# Debian's docker-registry and htpasswd (apache2-utils), started by the tests themselves; podman
+# (the other engine `--docker-cmd` must drive); and `script` (a terminal for the colour test).
 # Source it or run it; it needs root only when something is missing.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v docker >/dev/null 2>&1 || need_packages+=(docker.io)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
 command -v docker-registry >/dev/null 2>&1 || need_packages+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_packages+=(apache2-utils)
+command -v podman >/dev/null 2>&1 || need_packages+=(podman)
+command -v script >/dev/null 2>&1 || need_packages+=(bsdutils)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

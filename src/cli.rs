@@ -57,6 +57,29 @@ pub enum Command {
         after_help = "Examples:\n  rtm-compute doctor\n  FLEXO_URL=https://flexo.example.org rtm-compute doctor --json"
     )]
     Doctor(DoctorArgs),
+    /// One line per image witness: short digest, label, commit, build time, and the latest
+    /// verification with its time and method.
+    #[command(
+        after_help = "Examples:\n  rtm-compute list\n  rtm-compute list --from-trig evidence/rtm.trig --json\n  FLEXO_URL=http://localhost:8080 rtm-compute list --from-flexo"
+    )]
+    List(ListArgs),
+    /// The whole chain of one witness: inputs, layers, registryRef, flexoRecord, every
+    /// verification and every run.
+    #[command(
+        after_help = "Examples:\n  rtm-compute show 71a59f23\n  rtm-compute show urn:adcs:docker-image:sha256-71a5… --json"
+    )]
+    Show(ShowArgs),
+    /// Run a witnessed image (only if the local image is exactly the witnessed one) and record the
+    /// container. Exits with the container's exit code (2 if it could not start).
+    #[command(
+        after_help = "Examples:\n  rtm-compute run --image-digest 71a59f23 -- python -m analysis --case nominal\n  rtm-compute run --image urn:adcs:docker-image:sha256-71a5… --from-flexo --flexo"
+    )]
+    Run(RunArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  rtm-compute completions bash > /etc/bash_completion.d/rtm-compute\n  rtm-compute completions zsh > \"${fpath[1]}/_rtm-compute\"\n  rtm-compute completions fish > ~/.config/fish/completions/rtm-compute.fish"
+    )]
+    Completions(CompletionsArgs),
     /// Print the dockerfileHash and buildContextHash of a tree without building.
     #[command(
         after_help = "Examples:\n  rtm-compute hash\n  rtm-compute hash --dockerfile compute/Dockerfile --context . --json"
@@ -197,6 +220,70 @@ pub struct DoctorArgs {
     pub docker: DockerArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Where to read witnesses from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The TriG record [default: output/rtm.trig].
+    #[arg(long, value_name = "PATH", conflicts_with = "from_flexo")]
+    pub from_trig: Option<Utf8PathBuf>,
+    /// Read from Flexo MMS (branches `evidence` and `audit`) instead.
+    #[arg(long)]
+    pub from_flexo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print one JSON object (schema rtm-compute/list/1) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The witness: a full digest, a unique part of one, or the image IRI.
+    #[arg(value_name = "DIGEST|IRI")]
+    pub witness: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print one JSON object (schema rtm-compute/show/1) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "run_witness", required = true, multiple = false, args = ["image_digest", "image"])]
+pub struct RunArgs {
+    /// The witness's digest (full `sha256:…` or a unique part of it).
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: Option<String>,
+    /// The witness's image IRI.
+    #[arg(long, value_name = "IRI")]
+    pub image: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The TriG record to append the container to [default: the --from-trig file, or
+    /// output/rtm.trig].
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<Utf8PathBuf>,
+    /// Also write the container to Flexo MMS (branch `evidence`).
+    #[arg(long)]
+    pub flexo: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    /// The command and arguments for the container (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

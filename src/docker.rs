@@ -162,7 +162,7 @@ pub fn inspect_image(program: &Program, reference: &str) -> Result<Option<ImageI
     let (status, out) = cmd.output_status()?;
     if status != Some(0) {
         let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-        if stderr.contains("no such image") || stderr.contains("not found") || stderr.contains("unknown") {
+        if ["no such image", "not found", "not known", "unknown"].iter().any(|m| stderr.contains(m)) {
             return Ok(None);
         }
         return Err(CmdError::Failed { command, status: format!("exited with status {status:?}"), stderr }.into());
@@ -170,6 +170,11 @@ pub fn inspect_image(program: &Program, reference: &str) -> Result<Option<ImageI
     let text = out.stdout_text();
     let bad = || DockerError::Unexpected { command: command.clone(), output: text.chars().take(200).collect() };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+    // podman prints a list of one even for `{{json .}}`.
+    let v = match v {
+        serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
+        other => other,
+    };
     let id = v["Id"].as_str().and_then(ImageDigest::parse).ok_or_else(bad)?;
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
@@ -252,6 +257,56 @@ pub fn config_digest(program: &Program, reference: &str) -> Result<ImageDigest, 
         ));
     }
     Ok(digest)
+}
+
+/// Runs a container of `image` attached (its output is ours), writing its id to `cidfile`;
+/// returns docker's exit code (the container's, or 125–127 when it could not start).
+pub fn run_container(
+    program: &Program,
+    image: &ImageDigest,
+    cidfile: &Utf8Path,
+    args: &[String],
+) -> Result<Option<i32>, DockerError> {
+    let cmd = docker(program).args(["run", "--cidfile", cidfile.as_str(), "--", image.as_str()]).args(args);
+    Ok(cmd.status_inherit()?)
+}
+
+/// What became of a container.
+#[derive(Clone, Debug)]
+pub struct ContainerState {
+    /// False when the container was created but its process never started.
+    pub started: bool,
+    pub exit_code: i64,
+}
+
+/// The state of a container (`docker container inspect`).
+pub fn container_state(program: &Program, id: &str) -> Result<ContainerState, DockerError> {
+    let cmd = docker(program).args(["container", "inspect", "--format", "{{json .State}}", "--", id]);
+    let command = cmd.display();
+    let text = cmd.output()?.stdout_text();
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| DockerError::Unexpected { command, output: text.clone() })?;
+    let started_at = v["StartedAt"].as_str().unwrap_or_default();
+    Ok(ContainerState {
+        started: !started_at.is_empty() && !started_at.starts_with("0001-01-01"),
+        exit_code: v["ExitCode"].as_i64().unwrap_or(-1),
+    })
+}
+
+/// The name of the host the daemon runs on (docker `info .Name`, podman `info .Host.Hostname`),
+/// else this machine's host name.
+pub fn host_name(program: &Program) -> String {
+    for format in ["{{.Name}}", "{{.Host.Hostname}}"] {
+        if let Ok(out) = docker(program).args(["info", "--format", format]).output() {
+            let name = out.stdout_text();
+            if !name.is_empty() && !name.contains("<no value>") {
+                return name;
+            }
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Writes the image `reference` to `path` (`docker save`).

@@ -365,6 +365,18 @@ impl Client {
         })
     }
 
+    /// The whole model of a branch as Turtle (`GET …/branches/{b}/graph`, §2); an absent branch is
+    /// an empty model, since nothing was ever written there.
+    pub fn graph(&self, branch: &str) -> Result<String, FlexoError> {
+        let url = self.branch_url(branch, "/graph")?;
+        let answer = self.request("GET", &url, None, &[("Accept", "text/turtle")])?;
+        match answer.status {
+            200 => Ok(answer.body),
+            404 => Ok(String::new()),
+            _ => Err(self.status_error("GET", &url, &answer)),
+        }
+    }
+
     /// `POST …/query` with `application/sparql-query` (§2); the JSON results.
     fn query(&self, branch: &str, sparql: &str) -> Result<(String, serde_json::Value), FlexoError> {
         let url = self.branch_url(branch, "/query")?;

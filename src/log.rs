@@ -29,6 +29,25 @@ pub fn info(msg: &str) {
     }
 }
 
+/// A progress line that rewrites itself, on a terminal only (elsewhere the plain `info` lines
+/// before and after a step say enough).
+pub fn progress(msg: &str) {
+    use std::io::{IsTerminal, Write};
+    if level() >= Level::Normal as u8 && std::io::stderr().is_terminal() {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{msg}");
+        let _ = err.flush();
+    }
+}
+
+/// Ends a progress line.
+pub fn progress_done() {
+    use std::io::IsTerminal;
+    if level() >= Level::Normal as u8 && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+}
+
 /// A warning the user should read even in quiet mode.
 pub fn warn(msg: &str) {
     eprintln!("warning: {msg}");

@@ -5,6 +5,7 @@
 //! exits with the documented code (0 match, 1 mismatch, 2 prerequisite failure).
 
 mod archive;
+mod catalog;
 mod cli;
 mod cmd;
 mod diff;

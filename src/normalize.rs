@@ -170,9 +170,11 @@ pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Norm
             (clamped.diff_id, clamped.size)
         };
         layer_bytes += size;
+        log::progress(&format!("normalising: layer {}/{} done, {} MB", i + 1, original.len(), layer_bytes >> 20));
         diff_ids.push(digest);
         layer_paths.push(path);
     }
+    log::progress_done();
     let config = normalized_config(&saved.config, req.source_date_epoch, &diff_ids);
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
     let digest = ImageDigest::from_hex(&hex(&Sha256::digest(&config_bytes)));

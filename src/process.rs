@@ -217,6 +217,16 @@ impl Cmd {
         }
     }
 
+    /// Runs the command with our stdout and stderr (a container's output is the user's output) and
+    /// returns its exit code (`None` when a signal killed it). Ctrl-C is left to the program: the
+    /// terminal sends it to the program too, and docker passes it on to the container.
+    pub fn status_inherit(self) -> Result<Option<i32>, CmdError> {
+        let cmd = self.uninterruptible();
+        crate::log::command(&cmd.display());
+        let handle = cmd.expression().start().map_err(|e| cmd.spawn_error(e))?;
+        Ok(cmd.wait(&handle)?.status.code())
+    }
+
     fn wait<'h>(&self, handle: &'h duct::Handle) -> Result<&'h std::process::Output, CmdError> {
         loop {
             if self.interruptible && interrupted() {

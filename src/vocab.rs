@@ -24,6 +24,10 @@ pub const IMAGE_IRI_PREFIX: &str = "urn:adcs:docker-image:";
 pub const ASSERTION_IRI_PREFIX: &str = "urn:adcs:assertion:digest-match-";
 pub const REPRODUCTION_TEST: &str = "urn:adcs:test:image-digest-reproduction";
 pub const REPRODUCE_AGENT: &str = "urn:adcs:agent:reproduce-cli";
+pub const CONTAINER_IRI_PREFIX: &str = "urn:adcs:docker-container:";
+pub const LOCATION_IRI_PREFIX: &str = "urn:adcs:location:docker:";
+/// The operating organisation when `ADCS_OPERATING_ORG_IRI` is not set.
+pub const DEFAULT_OPERATOR: &str = "urn:adcs:org:local-operator";
 
 macro_rules! terms {
     ($ns:literal; $($name:ident = $local:literal),* $(,)?) => {
@@ -34,6 +38,7 @@ macro_rules! terms {
 // The demo's vocabulary.
 terms!("http://example.org/ontology/rtm#";
     RTM_DOCKER_IMAGE = "DockerImage",
+    RTM_DOCKER_CONTAINER = "DockerContainer",
     RTM_DIGEST_MATCH_ASSERTION = "DigestMatchAssertion",
     RTM_CONTENT_HASH = "contentHash",
     RTM_IMAGE_LABEL = "imageLabel",
@@ -42,6 +47,7 @@ terms!("http://example.org/ontology/rtm#";
     RTM_BUILD_CONTEXT_HASH = "buildContextHash",
     RTM_GIT_REF = "gitRef",
     RTM_FLEXO_RECORD = "flexoRecord",
+    RTM_CONTAINER_ID = "containerId",
     RTM_REGISTRY_REF = "registryRef",
 );
 
@@ -61,9 +67,13 @@ terms!("http://example.org/ontology/rtm#";
 terms!("http://www.w3.org/ns/prov#";
     PROV_ENTITY = "Entity",
     PROV_ACTIVITY = "Activity",
+    PROV_LOCATION = "Location",
     PROV_GENERATED_AT_TIME = "generatedAtTime",
     PROV_WAS_ASSOCIATED_WITH = "wasAssociatedWith",
     PROV_AT_TIME = "atTime",
+    PROV_WAS_DERIVED_FROM = "wasDerivedFrom",
+    PROV_WAS_ATTRIBUTED_TO = "wasAttributedTo",
+    PROV_AT_LOCATION = "atLocation",
 );
 
 terms!("http://www.w3.org/ns/earl#";

@@ -101,6 +101,12 @@ impl ImageWitness {
         q
     }
 
+    /// The commit the gitRef names, when it names one.
+    pub fn commit(&self) -> Option<String> {
+        let r = crate::gitref::GitRef::parse(self.git_ref.as_deref()?).ok()?;
+        r.commit.map(|c| c.to_string())
+    }
+
     /// Reads the image node `subject` from a record (union of all graphs).
     pub fn from_index(idx: &Index, subject: &Term) -> Result<ImageWitness, WitnessError> {
         let iri = subject.as_iri().unwrap_or_default().to_owned();
@@ -319,6 +325,43 @@ impl Assertion {
             q.push(Quad::new(g, &result, RTM_OBSERVED_DIGEST, Term::string(d.as_str())));
         }
         (iri, q)
+    }
+}
+
+/// A run of a witnessed image: the `rtm:DockerContainer` node and its host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    /// The full container id.
+    pub id: String,
+    pub image_iri: String,
+    /// The operating organisation's IRI.
+    pub operator: String,
+    /// The docker host's name.
+    pub host: String,
+    pub started: Timestamp,
+}
+
+impl Container {
+    pub fn iri(&self) -> String {
+        format!("{CONTAINER_IRI_PREFIX}{}", self.id)
+    }
+
+    /// The quads of the container node and its host, in the evidence graph: exactly one
+    /// `prov:wasDerivedFrom` and one `rtm:containerId`, as the demo's SHACL shape requires.
+    pub fn to_quads(&self) -> Vec<Quad> {
+        let g = Some(EVIDENCE_GRAPH);
+        let s = Term::iri(self.iri());
+        let host = Term::iri(format!("{LOCATION_IRI_PREFIX}{}", self.host));
+        vec![
+            Quad::new(g, &s, RDF_TYPE, Term::iri(RTM_DOCKER_CONTAINER)),
+            Quad::new(g, &s, RDF_TYPE, Term::iri(PROV_ENTITY)),
+            Quad::new(g, &s, PROV_WAS_DERIVED_FROM, Term::iri(&self.image_iri)),
+            Quad::new(g, &s, RTM_CONTAINER_ID, Term::string(&self.id)),
+            Quad::new(g, &s, PROV_WAS_ATTRIBUTED_TO, Term::iri(&self.operator)),
+            Quad::new(g, &s, PROV_AT_LOCATION, host.clone()),
+            Quad::new(g, &s, PROV_GENERATED_AT_TIME, Term::typed(self.started.to_xsd(), XSD_DATETIME)),
+            Quad::new(g, &host, RDF_TYPE, Term::iri(PROV_LOCATION)),
+        ]
     }
 }
 

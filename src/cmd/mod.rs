@@ -5,13 +5,15 @@ pub mod diff;
 pub mod doctor;
 pub mod flexo;
 pub mod hash;
+pub mod list;
 pub mod materialize;
 pub mod normalize;
 pub mod reproduce;
+pub mod run;
 
 use std::io::Write;
 
-use crate::cli::{Command, RegistryArgs};
+use crate::cli::{Command, RegistryArgs, SourceArgs};
 use crate::error::Error;
 use crate::http::Secret;
 use crate::process::Program;
@@ -26,8 +28,22 @@ pub fn run(command: Command) -> Result<u8, Error> {
         Command::Doctor(args) => doctor::run(args),
         Command::Flexo(command) => flexo::run(command),
         Command::Hash(args) => hash::run(args),
+        Command::List(args) => list::list(args),
+        Command::Show(args) => list::show(args),
+        Command::Run(args) => run::run(args),
+        Command::Completions(args) => {
+            completions(args.shell);
+            Ok(crate::error::EXIT_OK)
+        }
         Command::Normalize(args) => normalize::run(args),
     }
+}
+
+/// Prints the completion script of `shell` for the whole command line.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = crate::cli::Cli::command();
+    clap_complete::generate(shell, &mut command, "rtm-compute", &mut std::io::stdout());
 }
 
 /// git: `$GIT` when set, else `git` on PATH.
@@ -90,6 +106,38 @@ pub fn validate_tag(tag: &str) -> Result<(), Error> {
             what: format!("--tag {tag:?} is not a docker image reference (NAME[:TAG], lowercase name)"),
         })
     }
+}
+
+/// `text` in green (`good`) or red, when stdout is a terminal and `NO_COLOR` is not set.
+pub fn paint(text: &str, good: bool) -> String {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || !std::io::stdout().is_terminal() {
+        return text.to_owned();
+    }
+    format!("\x1b[{}m{text}\x1b[0m", if good { "32" } else { "31" })
+}
+
+/// The witnesses (and their assertions and runs) from a TriG record or from Flexo's `evidence`
+/// and `audit` branches.
+pub fn read_witnesses(source: &SourceArgs) -> Result<crate::record::Dataset, Error> {
+    if !source.from_flexo {
+        let path = source.from_trig.clone().unwrap_or_else(|| camino::Utf8PathBuf::from("output/rtm.trig"));
+        return Ok(crate::record::read(&path)?);
+    }
+    let settings = crate::flexo::Settings::from_env()?;
+    let client = crate::flexo::connect(&settings)?;
+    let mut ds = crate::record::Dataset::new();
+    for graph in [crate::vocab::EVIDENCE_GRAPH, crate::vocab::AUDIT_GRAPH] {
+        let branch = settings.branch(graph);
+        let turtle = client.graph(&branch)?;
+        let name = camino::Utf8PathBuf::from(format!(
+            "{}/orgs/{}/repos/{}/branches/{branch}/graph",
+            settings.url, settings.org, settings.repo
+        ));
+        ds.extend(crate::record::parse(turtle.as_bytes(), &name)?.iter().cloned());
+    }
+    Ok(ds)
 }
 
 /// Writes text to stdout; a closed pipe is reported to `main`, which exits quietly.

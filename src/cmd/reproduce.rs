@@ -413,7 +413,7 @@ fn print_outcome(
             "record": cfg.record.as_str(),
         }));
     }
-    let verdict = if a.passed { "PASS" } else { "FAIL" };
+    let verdict = super::paint(if a.passed { "PASS" } else { "FAIL" }, a.passed);
     let observed = a.observed.as_ref().map_or("(no image)".to_owned(), ToString::to_string);
     let mut text = match (a.method, commit) {
         (Method::Pull, _) => format!(

@@ -7,6 +7,7 @@ mod flexo;
 mod hash;
 mod materialize;
 mod normalize;
+mod operate;
 mod record;
 mod registry;
 mod reproduce;
