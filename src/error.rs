@@ -54,6 +54,11 @@ pub enum Error {
         registry: String,
         detail: String,
     },
+    /// A local file-system operation of ours failed.
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     Output {
         source: std::io::Error,
     },
@@ -85,6 +90,7 @@ impl Error {
             | Error::Invalid { .. }
             | Error::NotReproducible { .. }
             | Error::UnknownCommit { .. }
+            | Error::Io { .. }
             | Error::Output { .. } => EXIT_PREREQUISITE,
         }
     }
@@ -118,6 +124,7 @@ impl fmt::Display for Error {
             Error::UnknownCommit { commit, searched } => {
                 write!(f, "commit {commit} was not found in {}", searched.join(" nor in "))
             }
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::Output { source } => write!(f, "failed to write output: {source}"),
         }
     }

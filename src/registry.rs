@@ -38,7 +38,7 @@ pub struct Credentials {
 pub enum RegistryError {
     BadReference { text: String, why: &'static str },
     Unauthorized { url: String },
-    Status { url: String, status: u16, body: String },
+    Status { url: String, status: u16 },
     NoDigest { url: String },
     Transport { url: String, source: ureq::Error },
     Setup { reason: http::BadCertificates },
@@ -52,8 +52,7 @@ impl fmt::Display for RegistryError {
                 f,
                 "the registry refused our credentials at {url} (set RTM_REGISTRY_USER and RTM_REGISTRY_TOKEN, or FLEXO_TOKEN)"
             ),
-            RegistryError::Status { url, status, body } if body.is_empty() => write!(f, "{url} answered {status}"),
-            RegistryError::Status { url, status, body } => write!(f, "{url} answered {status}: {body}"),
+            RegistryError::Status { url, status } => write!(f, "{url} answered {status}"),
             RegistryError::NoDigest { url } => write!(f, "{url} gave no Docker-Content-Digest header"),
             RegistryError::Transport { url, source } => write!(f, "could not reach the registry at {url}: {source}"),
             RegistryError::Setup { reason } => reason.fmt(f),
@@ -146,52 +145,59 @@ pub fn manifest_digest(
     timeout: Duration,
 ) -> Result<ImageDigest, RegistryError> {
     let url = format!("{}://{}/v2/{repository}/manifests/{tag}", registry.scheme(), registry.host);
-    let ca_file = if registry.scheme() == "https" { http::ca_file() } else { None };
-    let agent = http::agent(Duration::from_secs(10), timeout, ca_file.as_deref())
-        .map_err(|reason| RegistryError::Setup { reason })?;
-    let transport = |source| RegistryError::Transport { url: url.clone(), source };
-    crate::log::command(&format!("HEAD {url}"));
-    let mut response = agent.head(&url).header("Accept", MANIFEST_TYPES).call().map_err(transport)?;
-    if response.status() == 401 {
-        let challenge = header(&response, "www-authenticate").unwrap_or_default();
-        let authorization = answer_challenge(&agent, &challenge, credentials, &url)?;
-        crate::log::command(&format!("HEAD {url} (authenticated)"));
-        response = agent
-            .head(&url)
-            .header("Accept", MANIFEST_TYPES)
-            .header("Authorization", authorization.expose())
-            .call()
-            .map_err(transport)?;
-    }
-    match response.status().as_u16() {
-        200 => {
-            let digest = header(&response, "docker-content-digest").unwrap_or_default();
-            ImageDigest::parse(digest.strip_prefix("sha256:").unwrap_or("")).ok_or(RegistryError::NoDigest { url })
-        }
-        401 | 403 => Err(RegistryError::Unauthorized { url }),
-        status => Err(RegistryError::Status { url, status, body: String::new() }),
-    }
+    let response = call(registry, Method::Head, &url, credentials, timeout)?;
+    let digest = header(&response, "docker-content-digest").unwrap_or_default();
+    ImageDigest::parse(digest.strip_prefix("sha256:").unwrap_or("")).ok_or(RegistryError::NoDigest { url })
 }
 
 /// Checks that the registry answers the distribution API (`GET /v2/`), with our credentials
 /// when it asks for them.
 pub fn probe(registry: &Registry, credentials: Option<&Credentials>, timeout: Duration) -> Result<(), RegistryError> {
     let url = format!("{}://{}/v2/", registry.scheme(), registry.host);
+    call(registry, Method::Get, &url, credentials, timeout).map(drop)
+}
+
+/// The two requests we make of a registry.
+#[derive(Clone, Copy)]
+enum Method {
+    /// `HEAD` a manifest, accepting every manifest and index type.
+    Head,
+    Get,
+}
+
+/// Sends one request; when the registry challenges it (401), answers the challenge and sends it
+/// again. Anything but a 200 in the end is an error.
+fn call(
+    registry: &Registry,
+    method: Method,
+    url: &str,
+    credentials: Option<&Credentials>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
     let ca_file = if registry.scheme() == "https" { http::ca_file() } else { None };
     let agent = http::agent(Duration::from_secs(10), timeout, ca_file.as_deref())
         .map_err(|reason| RegistryError::Setup { reason })?;
-    let transport = |source| RegistryError::Transport { url: url.clone(), source };
-    crate::log::command(&format!("GET {url}"));
-    let mut response = agent.get(&url).call().map_err(transport)?;
+    let send = |authorization: Option<&Secret>| {
+        let (name, mut request) = match method {
+            Method::Head => ("HEAD", agent.head(url).header("Accept", MANIFEST_TYPES)),
+            Method::Get => ("GET", agent.get(url)),
+        };
+        crate::log::command(&format!("{name} {url}{}", if authorization.is_some() { " (authenticated)" } else { "" }));
+        if let Some(a) = authorization {
+            request = request.header("Authorization", a.expose());
+        }
+        request.call().map_err(|source| RegistryError::Transport { url: url.to_owned(), source })
+    };
+    let mut response = send(None)?;
     if response.status() == 401 {
         let challenge = header(&response, "www-authenticate").unwrap_or_default();
-        let authorization = answer_challenge(&agent, &challenge, credentials, &url)?;
-        response = agent.get(&url).header("Authorization", authorization.expose()).call().map_err(transport)?;
+        let authorization = answer_challenge(&agent, &challenge, credentials, url)?;
+        response = send(Some(&authorization))?;
     }
     match response.status().as_u16() {
-        200 => Ok(()),
-        401 | 403 => Err(RegistryError::Unauthorized { url }),
-        status => Err(RegistryError::Status { url, status, body: String::new() }),
+        200 => Ok(response),
+        401 | 403 => Err(RegistryError::Unauthorized { url: url.to_owned() }),
+        status => Err(RegistryError::Status { url: url.to_owned(), status }),
     }
 }
 

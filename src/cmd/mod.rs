@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::http::Secret;
 use crate::process::Program;
 use crate::registry::{Credentials, Registry};
+use crate::witness::Selector;
 
 /// Runs one subcommand and returns its exit code.
 pub fn run(command: Command) -> Result<u8, Error> {
@@ -95,6 +96,23 @@ pub fn registry_config(args: RegistryArgs) -> Result<Option<RegistryConfig>, Err
         None => None,
     };
     Ok(Some(RegistryConfig { registry, image, credentials }))
+}
+
+/// The witness named by `--image-digest` or `--image` (clap makes them exclusive).
+pub fn selector(digest: Option<&str>, iri: Option<&str>) -> Result<Selector, Error> {
+    match (digest.map(str::trim), iri.map(str::trim)) {
+        (Some(d), None) if !d.is_empty() => Ok(Selector::Digest(d.to_owned())),
+        (None, Some(i)) if !i.is_empty() => Ok(Selector::Iri(i.to_owned())),
+        _ => Err(Error::Invalid { what: "give one non-empty --image-digest or --image".into() }),
+    }
+}
+
+/// A temporary directory, with an error that says so.
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| Error::Io { what: "failed to create a temporary directory".into(), source })
 }
 
 /// A `--tag` value docker will accept as `NAME[:TAG]`.

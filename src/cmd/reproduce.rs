@@ -55,13 +55,7 @@ pub enum WitnessSource {
 
 impl Config {
     pub fn from_args(args: ReproduceArgs) -> Result<Config, Error> {
-        let selector = match (args.image_digest, args.image) {
-            (Some(d), None) if !d.trim().is_empty() => Selector::Digest(d.trim().to_owned()),
-            (None, Some(i)) if !i.trim().is_empty() => Selector::Iri(i.trim().to_owned()),
-            _ => {
-                return Err(Error::Invalid { what: "give one non-empty --image-digest or --image".into() });
-            }
-        };
+        let selector = super::selector(args.image_digest.as_deref(), args.image.as_deref())?;
         Ok(Config {
             git: super::git_program()?,
             docker: super::docker_program(&args.docker.docker_cmd)?,
@@ -290,10 +284,7 @@ fn locate_commit(cfg: &Config, git_ref: &GitRef, commit: &CommitId) -> Result<So
     }
     let url = git_ref.clone_url().expect("checked by recorded_git_ref");
     searched.push(url.clone());
-    let tmp = tempfile::Builder::new()
-        .prefix("rtm-clone-")
-        .tempdir()
-        .map_err(|source| Error::Git(GitError::Io { what: "failed to create a temporary directory".into(), source }))?;
+    let tmp = super::temp_dir("rtm-clone-")?;
     let dest = Utf8PathBuf::from_path_buf(tmp.path().join("repo"))
         .map_err(|_| Error::Invalid { what: "temporary directory is not UTF-8".into() })?;
     log::info(&format!("commit {} is not in a local repository; cloning {url}", commit.short()));

@@ -11,14 +11,10 @@ use crate::log;
 use crate::record;
 use crate::time::Timestamp;
 use crate::vocab::{DEFAULT_OPERATOR, EVIDENCE_GRAPH};
-use crate::witness::{Container, ImageWitness, Selector, select};
+use crate::witness::{Container, ImageWitness, select};
 
 pub fn run(args: RunArgs) -> Result<u8, Error> {
-    let selector = match (&args.image_digest, &args.image) {
-        (Some(d), None) if !d.trim().is_empty() => Selector::Digest(d.trim().to_owned()),
-        (None, Some(i)) if !i.trim().is_empty() => Selector::Iri(i.trim().to_owned()),
-        _ => return Err(Error::Invalid { what: "give one non-empty --image-digest or --image".into() }),
-    };
+    let selector = super::selector(args.image_digest.as_deref(), args.image.as_deref())?;
     let record_path = args
         .record
         .clone()
@@ -33,9 +29,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     docker::server_version(&program)?;
     ensure_local(&program, &w)?;
 
-    let tmp = tempfile::Builder::new().prefix("rtm-run-").tempdir().map_err(|source| {
-        Error::Git(crate::git::GitError::Io { what: "failed to create a temporary directory".into(), source })
-    })?;
+    let tmp = super::temp_dir("rtm-run-")?;
     let cidfile = Utf8PathBuf::from_path_buf(tmp.path().join("cid")).expect("temporary paths are UTF-8");
     let started = Timestamp::now();
     let status = docker::run_container(&program, &w.content_hash, &cidfile, &args.args)?;
