@@ -84,11 +84,14 @@ pub struct Report {
     pub files: Vec<FileDiff>,
     /// False when only the recorded layer list was available (the recorded image is not local).
     pub files_compared: bool,
+    /// The digests differ but the layers are the same, and the recorded config is not here to
+    /// compare field by field.
+    pub config_differs_unseen: bool,
 }
 
 impl Report {
     pub fn is_empty(&self) -> bool {
-        self.config.is_empty() && self.layer.is_none() && self.files.is_empty()
+        self.config.is_empty() && self.layer.is_none() && self.files.is_empty() && !self.config_differs_unseen
     }
 
     /// One line of plain words, for an assertion's `earl:result`.
@@ -106,6 +109,9 @@ impl Report {
             self.config.iter().map(|f| f.path.as_str()).filter(|p| !p.starts_with("rootfs.")).collect();
         if !fields.is_empty() {
             parts.push(format!("config fields that differ: {}", fields.join(", ")));
+        }
+        if self.config_differs_unseen {
+            parts.push(UNSEEN_CONFIG.to_owned());
         }
         parts.join("; ")
     }
@@ -132,6 +138,9 @@ impl Report {
             }
         } else if self.layer.is_some() && !self.files_compared {
             s.push_str("the recorded image is not available locally, so its files cannot be compared\n");
+        }
+        if self.config_differs_unseen {
+            let _ = writeln!(s, "{UNSEEN_CONFIG}");
         }
         if !self.config.is_empty() {
             let _ = writeln!(s, "config fields that differ ({}):", self.config.len());
@@ -160,6 +169,7 @@ impl Report {
                 "index": l.index, "instruction": l.instruction(), "a": layer(&l.a), "b": layer(&l.b)
             })),
             "filesCompared": self.files_compared,
+            "configDiffersUnseen": self.config_differs_unseen,
             "files": self.files.iter().map(|f| json!({ "path": f.path, "a": entry(&f.a), "b": entry(&f.b), "changes": f.changes() })).collect::<Vec<_>>(),
             "config": self.config.iter().map(|f| json!({ "path": f.path, "a": f.a, "b": f.b })).collect::<Vec<_>>(),
         })
@@ -202,9 +212,14 @@ pub fn compare_images(program: &Program, a: &str, b: &str) -> Result<Report, Err
     Ok(report)
 }
 
-/// Compares a recorded layer list with a rebuilt one, when the recorded image is not local.
+/// What a report says when only the config can differ and it cannot be read.
+const UNSEEN_CONFIG: &str = "the layers are the same, so the image config differs (the recorded image is not local, so its fields cannot be shown)";
+
+/// Compares a recorded layer list with a rebuilt one, when the recorded image is not local; the
+/// caller knows the digests differ.
 pub fn compare_layers(recorded: &[Layer], rebuilt: &[Layer]) -> Report {
-    Report { layer: first_layer_diff(recorded, rebuilt), ..Report::default() }
+    let layer = first_layer_diff(recorded, rebuilt);
+    Report { config_differs_unseen: layer.is_none(), layer, ..Report::default() }
 }
 
 fn layers_of(s: &SavedImage) -> Vec<Layer> {
@@ -307,6 +322,12 @@ mod tests {
         assert_eq!(first_layer_diff(&[l('a', "FROM"), l('b', "RUN x")], &[l('a', "FROM"), l('b', "RUN x")]), None);
         let first = first_layer_diff(&[l('a', "FROM"), l('b', "RUN x")], &[l('a', "FROM"), l('c', "RUN x")]).unwrap();
         assert_eq!((first.index, first.instruction()), (1, "RUN x"));
+        let same = compare_layers(&[l('a', "FROM")], &[l('a', "FROM")]);
+        assert!(
+            !same.is_empty() && same.config_differs_unseen,
+            "equal layers with different digests point at the config"
+        );
+        assert!(same.summary().starts_with("the layers are the same, so the image config differs"));
         let report = Report { layer: Some(first), files: d, ..Report::default() };
         assert_eq!(
             report.summary(),

@@ -248,6 +248,11 @@ pub fn normalized_config(config: &serde_json::Value, sde: i64, diff_ids: &[Strin
         if let Some(history) = obj.get_mut("history").and_then(|v| v.as_array_mut()) {
             for h in history.iter_mut().filter_map(|h| h.as_object_mut()) {
                 h.insert("created".into(), created.clone());
+                // buildah (podman) notes the id of the previous step's intermediate image, which
+                // carries that step's build time.
+                if h.get("comment").and_then(|c| c.as_str()).is_some_and(is_intermediate_image_note) {
+                    h.shift_remove("comment");
+                }
             }
         }
         if let Some(rootfs) = obj.get_mut("rootfs").and_then(|v| v.as_object_mut()) {
@@ -255,6 +260,13 @@ pub fn normalized_config(config: &serde_json::Value, sde: i64, diff_ids: &[Strin
         }
     }
     c
+}
+
+/// `FROM <hex image id>`, buildah's note of the intermediate image a step started from.
+fn is_intermediate_image_note(comment: &str) -> bool {
+    comment
+        .strip_prefix("FROM ")
+        .is_some_and(|id| (12..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -355,5 +367,12 @@ mod tests {
             r#"{"architecture":"amd64","config":{"Hostname":"","Env":["A=1"],"Image":"","Cmd":["cat"]},"created":"2025-01-02T03:04:05Z","history":[{"created":"2025-01-02T03:04:05Z","created_by":"COPY dir:1 in /app/ "},{"created":"2025-01-02T03:04:05Z","created_by":"/bin/sh -c #(nop)  CMD [\"cat\"]","empty_layer":true}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:new"]}}"#
         );
         assert_eq!(layer_instructions(&n), ["COPY dir:1 in /app/ "]);
+        let podman = serde_json::json!({"history": [
+            {"created_by": "COPY", "comment": "FROM 3e797d7590eb"},
+            {"created_by": "CMD", "comment": "kept: written by a person"}
+        ]});
+        let n = normalized_config(&podman, 0, &[]);
+        assert_eq!(n["history"][0].get("comment"), None);
+        assert_eq!(n["history"][1]["comment"], "kept: written by a person");
     }
 }
