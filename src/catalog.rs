@@ -172,27 +172,10 @@ pub fn detail_json(e: &Entry) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::ImageDigest;
     use crate::witness::{Assertion, Container, Method};
 
     fn witness(c: char) -> ImageWitness {
-        let d = ImageDigest::parse(&c.to_string().repeat(64)).unwrap();
-        ImageWitness {
-            iri: ImageWitness::iri_for(&d),
-            content_hash: d,
-            labels: vec![format!("demo:{c}")],
-            base_image_digest: None,
-            dockerfile_hash: None,
-            build_context_hash: None,
-            generated_at: Some(Timestamp::from_secs(1_700_000_000)),
-            git_ref: Some(format!("git+file:///r@{}#compute/Dockerfile", "1".repeat(40))),
-            context_path: None,
-            source_date_epoch: None,
-            normalizer: None,
-            layers: Vec::new(),
-            registry_ref: None,
-            flexo_record: None,
-        }
+        ImageWitness::sample(c)
     }
 
     #[test]
@@ -231,7 +214,7 @@ mod tests {
         assert_eq!(latest.method.as_deref(), Some("pull"));
         assert_eq!(ea.runs[0].location.as_deref(), Some("urn:adcs:location:docker:op-1"));
         assert!(cat[1].verifications.is_empty() && cat[1].runs.is_empty());
-        assert_eq!(summary_json(ea)["commit"], "1".repeat(40));
+        assert_eq!(summary_json(ea)["commit"], "2".repeat(40));
         assert_eq!(detail_json(ea)["runs"][0]["containerId"], "c".repeat(64));
     }
 }

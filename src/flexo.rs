@@ -1022,10 +1022,8 @@ mod tests {
 
     use super::double::{Fault, FlexoDouble, Logged};
     use super::*;
-    use crate::docker::ImageDigest;
-    use crate::time::Timestamp;
     use crate::vocab::{EVIDENCE_GRAPH, XSD_INTEGER};
-    use crate::witness::{self, ImageWitness, Layer};
+    use crate::witness::{self, ImageWitness};
 
     const ORG: &str = "adcs-demo";
     const REPO: &str = "lifecycle";
@@ -1402,25 +1400,9 @@ mod tests {
     }
 
     fn witness(c: char) -> ImageWitness {
-        let digest = |c: char| ImageDigest::parse(&c.to_string().repeat(64)).unwrap();
         ImageWitness {
-            iri: ImageWitness::iri_for(&digest(c)),
-            content_hash: digest(c),
-            labels: vec![format!("demo:{c}")],
-            base_image_digest: None,
-            dockerfile_hash: Some("0".repeat(64)),
-            build_context_hash: Some("1".repeat(64)),
-            generated_at: Some(Timestamp::from_secs(1_735_787_045)),
-            git_ref: Some(format!("git+file:///r@{}#compute/Dockerfile", "2".repeat(40))),
-            context_path: None,
-            source_date_epoch: Some(1_735_787_045),
-            normalizer: Some("rtm-compute-normalize/1".into()),
-            layers: vec![
-                Layer { diff_id: digest('3'), created_by: "COPY dir:x in /".into() },
-                Layer { diff_id: digest('4'), created_by: "RUN echo \"hi\"\n".into() },
-            ],
-            registry_ref: None,
             flexo_record: Some(format!("urn:adcs:flexo:adcs-demo/lifecycle/{BRANCH}")),
+            ..ImageWitness::sample(c)
         }
     }
 

@@ -173,6 +173,34 @@ impl ImageWitness {
     }
 }
 
+#[cfg(test)]
+impl ImageWitness {
+    /// A full witness whose digest is `c` repeated, for tests: every property set, two layers (one
+    /// instruction with quotes and a newline), no registry or Flexo record.
+    pub fn sample(c: char) -> ImageWitness {
+        let digest = |c: char| ImageDigest::parse(&c.to_string().repeat(64)).expect("hex digit");
+        ImageWitness {
+            iri: ImageWitness::iri_for(&digest(c)),
+            content_hash: digest(c),
+            labels: vec![format!("demo:{c}")],
+            base_image_digest: None,
+            dockerfile_hash: Some("0".repeat(64)),
+            build_context_hash: Some("1".repeat(64)),
+            generated_at: Some(Timestamp::from_secs(1_735_787_045)),
+            git_ref: Some(format!("git+file:///r@{}#compute/Dockerfile", "2".repeat(40))),
+            context_path: None,
+            source_date_epoch: Some(1_735_787_045),
+            normalizer: Some("rtm-compute-normalize/1".into()),
+            layers: vec![
+                Layer { diff_id: digest('3'), created_by: "COPY dir:x in /".into() },
+                Layer { diff_id: digest('4'), created_by: "RUN echo \"hi\"\n".into() },
+            ],
+            registry_ref: None,
+            flexo_record: None,
+        }
+    }
+}
+
 /// How the user names the witness to work on.
 #[derive(Clone, Debug)]
 pub enum Selector {
@@ -374,23 +402,7 @@ mod tests {
     }
 
     fn witness(c: char) -> ImageWitness {
-        let d = digest(c);
-        ImageWitness {
-            iri: ImageWitness::iri_for(&d),
-            content_hash: d,
-            labels: vec!["demo:1".into()],
-            base_image_digest: None,
-            dockerfile_hash: Some("0".repeat(64)),
-            build_context_hash: Some("1".repeat(64)),
-            generated_at: Some(Timestamp::from_secs(1_735_787_045)),
-            git_ref: Some(format!("git+file:///r@{}#compute/Dockerfile", "2".repeat(40))),
-            context_path: None,
-            source_date_epoch: Some(1_735_787_045),
-            normalizer: Some("rtm-compute-normalize/1".into()),
-            layers: vec![Layer { diff_id: digest('3'), created_by: "COPY dir:x in /".into() }],
-            registry_ref: None,
-            flexo_record: None,
-        }
+        ImageWitness::sample(c)
     }
 
     #[test]
