@@ -9,7 +9,8 @@ use crate::error::{EXIT_OK, Error};
 use crate::flexo::{self, Presence, Settings, Write};
 use crate::record::{self, Quad, Term};
 use crate::vocab::{
-    AUDIT_GRAPH, EVIDENCE_GRAPH, RDF_TYPE, RTM_DIGEST_MATCH_ASSERTION, RTM_DOCKER_IMAGE, RTM_FLEXO_RECORD,
+    AUDIT_GRAPH, EVIDENCE_GRAPH, PROV_AT_LOCATION, RDF_TYPE, RTM_DIGEST_MATCH_ASSERTION, RTM_DOCKER_CONTAINER,
+    RTM_DOCKER_IMAGE, RTM_FLEXO_RECORD,
 };
 
 pub fn run(command: FlexoCommand) -> Result<u8, Error> {
@@ -56,14 +57,19 @@ fn init(settings: &Settings) -> Result<u8, Error> {
     Ok(EXIT_OK)
 }
 
-/// Sends what the record holds and Flexo lacks: image nodes to `evidence`, assertions to `audit`.
+/// Sends what the record holds and Flexo lacks: image and container nodes to `evidence`,
+/// assertions to `audit`.
 fn push(settings: &Settings, args: &FlexoPushArgs) -> Result<u8, Error> {
     let ds = record::read(&args.record)?;
     let idx = ds.index();
     let client = flexo::connect(settings)?;
     let mut counts = Vec::new();
     let mut pushed_images = Vec::new();
-    for (graph, class) in [(EVIDENCE_GRAPH, RTM_DOCKER_IMAGE), (AUDIT_GRAPH, RTM_DIGEST_MATCH_ASSERTION)] {
+    for (graph, class) in [
+        (EVIDENCE_GRAPH, RTM_DOCKER_IMAGE),
+        (EVIDENCE_GRAPH, RTM_DOCKER_CONTAINER),
+        (AUDIT_GRAPH, RTM_DIGEST_MATCH_ASSERTION),
+    ] {
         let branch = settings.branch(graph);
         client.ensure_branch(&branch)?;
         let present: std::collections::BTreeSet<String> = client
@@ -75,6 +81,9 @@ fn push(settings: &Settings, args: &FlexoPushArgs) -> Result<u8, Error> {
         let missing: Vec<&Term> =
             subjects.iter().copied().filter(|s| !s.as_iri().is_some_and(|i| present.contains(i))).collect();
         let mut quads: Vec<Quad> = missing.iter().flat_map(|s| idx.node_quads(s)).cloned().collect();
+        // A container's host is a node of its own (`prov:Location`).
+        let hosts: Vec<&Term> = missing.iter().flat_map(|s| idx.objects(s, PROV_AT_LOCATION)).collect();
+        quads.extend(hosts.into_iter().flat_map(|h| idx.node_quads(h)).cloned());
         if class == RTM_DOCKER_IMAGE {
             for s in &missing {
                 let iri = s.as_iri().unwrap_or_default().to_owned();
@@ -85,7 +94,7 @@ fn push(settings: &Settings, args: &FlexoPushArgs) -> Result<u8, Error> {
         if !quads.is_empty() {
             client.insert(&branch, &quads)?;
         }
-        counts.push((branch, missing.len(), subjects.len() - missing.len()));
+        counts.push((branch, class, missing.len(), subjects.len() - missing.len()));
     }
     if !pushed_images.is_empty() {
         let marks: Vec<Quad> = pushed_images.iter().map(|i| flexo_record_quad(settings, i)).collect();
@@ -94,12 +103,16 @@ fn push(settings: &Settings, args: &FlexoPushArgs) -> Result<u8, Error> {
     if args.json {
         super::print_json(&json!({
             "record": args.record.as_str(),
-            "branches": counts.iter().map(|(b, sent, had)| json!({ "branch": b, "sent": sent, "alreadyThere": had })).collect::<Vec<_>>(),
+            "branches": counts
+                .iter()
+                .map(|(b, class, sent, had)| json!({ "branch": b, "class": class, "sent": sent, "alreadyThere": had }))
+                .collect::<Vec<_>>(),
         }))?;
     } else {
         let mut text = String::new();
-        for (branch, sent, had) in &counts {
-            text.push_str(&format!("{branch:<10} sent {sent}, already there {had}\n"));
+        for (branch, class, sent, had) in &counts {
+            let what = class.rsplit('#').next().unwrap_or(class);
+            text.push_str(&format!("{branch:<10} {what:<21} sent {sent}, already there {had}\n"));
         }
         super::print(&text)?;
     }

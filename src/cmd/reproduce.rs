@@ -40,17 +40,15 @@ pub struct Config {
     /// Verify by pulling instead of rebuilding; `Some(None)` pulls the recorded `rtm:registryRef`
     /// as it is, `Some(Some(r))` pulls the same repository and digest from registry `r`.
     pub pull: Option<Option<super::RegistryConfig>>,
-    /// Write the assertion to Flexo too (`--flexo`).
-    pub flexo_write: bool,
-    /// The Flexo settings, validated when `--from-flexo` or `--flexo` needs them.
-    pub flexo: Option<flexo::Settings>,
+    /// Write the assertion to Flexo too (`--flexo`), with these settings.
+    pub flexo_write: Option<flexo::Settings>,
     pub json: bool,
 }
 
 /// Where `reproduce` reads the witness.
 pub enum WitnessSource {
     Trig(Utf8PathBuf),
-    Flexo,
+    Flexo(flexo::Settings),
 }
 
 impl Config {
@@ -62,12 +60,11 @@ impl Config {
             selector,
             record: args.record.or_else(|| args.from_trig.clone()).unwrap_or_else(|| Utf8PathBuf::from(DEFAULT_RECORD)),
             source: match args.from_trig {
-                _ if args.from_flexo => WitnessSource::Flexo,
+                _ if args.from_flexo => WitnessSource::Flexo(flexo::Settings::from_env()?),
                 Some(path) => WitnessSource::Trig(path),
                 None => WitnessSource::Trig(Utf8PathBuf::from(DEFAULT_RECORD)),
             },
-            flexo_write: args.flexo,
-            flexo: if args.flexo || args.from_flexo { Some(flexo::Settings::from_env()?) } else { None },
+            flexo_write: if args.flexo { Some(flexo::Settings::from_env()?) } else { None },
             repo: args.repo,
             no_cache: args.no_cache,
             pull: match super::registry_config(args.registry)? {
@@ -105,8 +102,7 @@ impl InputCheck {
 pub fn run(cfg: Config) -> Result<u8, Error> {
     let witness = match &cfg.source {
         WitnessSource::Trig(path) => select(&record::read(path)?, &cfg.selector)?,
-        WitnessSource::Flexo => {
-            let settings = cfg.flexo.as_ref().expect("settings are read for --from-flexo");
+        WitnessSource::Flexo(settings) => {
             let client = flexo::connect(settings)?;
             let branch = settings.branch(EVIDENCE_GRAPH);
             let ds = flexo::fetch_images(&client, &branch, &cfg.selector)?;
@@ -192,8 +188,7 @@ fn conclude(
         (quads.clone(), (iri, quads))
     })?;
     print_outcome(cfg, w, commit, assertion, &assertion_iri, inputs, report)?;
-    if cfg.flexo_write {
-        let settings = cfg.flexo.as_ref().expect("settings are read for --flexo");
+    if let Some(settings) = &cfg.flexo_write {
         super::flexo::send(settings, AUDIT_GRAPH, &quads, &cfg.record, "assertion")?;
     }
     Ok(if assertion.passed { EXIT_OK } else { EXIT_MISMATCH })
