@@ -48,7 +48,7 @@ pub struct Config {
 /// Where `reproduce` reads the witness.
 pub enum WitnessSource {
     Trig(Utf8PathBuf),
-    Flexo(flexo::Settings),
+    Flexo(Box<flexo::Settings>),
 }
 
 impl Config {
@@ -60,7 +60,7 @@ impl Config {
             selector,
             record: args.record.or_else(|| args.from_trig.clone()).unwrap_or_else(|| Utf8PathBuf::from(DEFAULT_RECORD)),
             source: match args.from_trig {
-                _ if args.from_flexo => WitnessSource::Flexo(flexo::Settings::from_env()?),
+                _ if args.from_flexo => WitnessSource::Flexo(Box::new(flexo::Settings::from_env()?)),
                 Some(path) => WitnessSource::Trig(path),
                 None => WitnessSource::Trig(Utf8PathBuf::from(DEFAULT_RECORD)),
             },
