@@ -40,6 +40,7 @@ pub enum NormalizeError {
     Archive(ArchiveError),
     Io { what: String, source: io::Error },
     Mismatch { what: String },
+    Interrupted,
 }
 
 impl fmt::Display for NormalizeError {
@@ -49,6 +50,7 @@ impl fmt::Display for NormalizeError {
             NormalizeError::Archive(e) => e.fmt(f),
             NormalizeError::Io { what, source } => write!(f, "failed to {what}: {source}"),
             NormalizeError::Mismatch { what } => write!(f, "image normalisation failed: {what}"),
+            NormalizeError::Interrupted => f.write_str("interrupted while normalising the image"),
         }
     }
 }
@@ -148,6 +150,10 @@ pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Norm
     let mut layer_paths = Vec::with_capacity(original.len());
     let mut layer_bytes = 0;
     for (i, expected) in original.iter().enumerate() {
+        // No child process runs here for Ctrl-C to stop, so the loop asks.
+        if crate::process::interrupted() {
+            return Err(NormalizeError::Interrupted);
+        }
         let name = format!("layer-{i}");
         w.add_dir(&name).map_err(io_err("write the normalised archive"))?;
         let path = format!("{name}/layer.tar");
