@@ -17,6 +17,7 @@ command -v docker-registry >/dev/null 2>&1 || need_packages+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_packages+=(apache2-utils)
 command -v podman >/dev/null 2>&1 || need_packages+=(podman)
 command -v script >/dev/null 2>&1 || need_packages+=(bsdutils)
+command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

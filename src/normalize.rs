@@ -295,16 +295,26 @@ mod tests {
     }
 
     /// Docker 25+ saves an OCI layout (`blobs/sha256/…`, `index.json`) and the containerd store
-    /// keeps layers gzip-compressed; the rewrite reads that shape and writes a legacy archive.
+    /// keeps layers gzip- or zstd-compressed; the rewrite reads that shape and writes a legacy
+    /// archive.
     #[test]
     fn rewrites_an_oci_layout_with_a_compressed_layer() {
+        oci_layout_round_trip("gzip", "-cn", crate::archive::Compression::Gzip);
+        oci_layout_round_trip("zstd", "-cq", crate::archive::Compression::Zstd);
+    }
+
+    fn oci_layout_round_trip(compressor: &str, flags: &str, compression: crate::archive::Compression) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();
         let sde = 1_735_787_045;
         let base = layer_tar(dir, "base", sde + 500);
         let built = layer_tar(dir, "built", sde + 1000);
-        let gz =
-            Cmd::new(&Program::resolve("gzip").unwrap()).arg("-cn").stdin_bytes(built.clone()).output().unwrap().stdout;
+        let gz = Cmd::new(&Program::resolve(compressor).unwrap())
+            .arg(flags)
+            .stdin_bytes(built.clone())
+            .output()
+            .unwrap()
+            .stdout;
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "created": "2026-12-03T18:00:00Z", "docker_version": "25.0.0",
             "config": {"Env": ["PATH=/bin"], "Hostname": "abc", "Image": "sha256:abc"},
@@ -325,7 +335,7 @@ mod tests {
         w.finish().unwrap();
 
         let saved = SavedImage::open(&saved_path).unwrap();
-        assert_eq!(saved.layer_compression(1), crate::archive::Compression::Gzip);
+        assert_eq!(saved.layer_compression(1), compression);
         let image = ImageDigest::from_hex(&"0".repeat(64));
         let out = dir.join("normalized.tar");
         let request = Request { image: &image, source_date_epoch: sde, base_layers: 1, tag: Some("x:norm") };
