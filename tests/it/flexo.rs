@@ -88,6 +88,15 @@ fn round_trip_materialize_to_flexo_then_reproduce_elsewhere_from_flexo() {
         values(&d, "audit", "SELECT ?v WHERE { ?a a rtm:DigestMatchAssertion ; earl:outcome ?v ; earl:subject ?i }");
     assert_eq!(outcomes, ["http://www.w3.org/ns/earl#passed"]);
     assert!(elsewhere.join("output/rtm.trig").exists(), "the assertion is also kept locally");
+
+    // list and show read both branches back.
+    let listed = with_flexo(t.rtm(["list", "--from-flexo", "--json"]), &d).cwd(&elsewhere).run().success().json();
+    assert_eq!(listed["witnesses"][0]["digest"], digest.as_str());
+    assert_eq!(listed["witnesses"][0]["latestVerification"]["outcome"], "passed");
+    let shown =
+        with_flexo(t.rtm(["show", &digest, "--from-flexo", "--json"]), &d).cwd(&elsewhere).run().success().json();
+    assert_eq!(shown["flexoRecord"], "urn:adcs:flexo:adcs-demo/lifecycle/evidence");
+    assert_eq!(shown["verifications"].as_array().unwrap().len(), 1);
 }
 
 #[test]
