@@ -4,8 +4,8 @@
 //! lies, then `manifest.json` names the config and the layers, in both shapes Docker writes (the
 //! classic `<id>/layer.tar` archive and the OCI layout of Docker 25+, `blobs/sha256/…`). Layers
 //! are streamed from their place in the file, decompressed on the fly when gzip or zstd, and never
-//! held in memory. Writing produces a plain USTAR archive whose entries are streamed in and whose
-//! headers are patched once an entry's size is known.
+//! held in memory. Writing produces a plain USTAR archive front to back, so that it can go straight
+//! into `docker load`'s stdin: each entry's size is announced before its data.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -226,54 +226,58 @@ fn sniff(file: &mut File, span: Span) -> io::Result<Compression> {
     })
 }
 
-/// Writes a USTAR archive of regular files, streaming each entry and patching its header after.
-pub struct ArchiveWriter {
-    out: BufWriter<File>,
-    pos: u64,
+/// Writes a USTAR archive front to back (it can feed a pipe): every entry's size is known before
+/// its data is streamed, and a stream that does not give exactly that many bytes is an error.
+pub struct ArchiveWriter<W: Write> {
+    out: BufWriter<W>,
     mtime: i64,
 }
 
-impl ArchiveWriter {
-    /// Starts an archive at `path`; every header carries `mtime`.
-    pub fn create(path: &Utf8Path, mtime: i64) -> io::Result<ArchiveWriter> {
-        Ok(ArchiveWriter { out: BufWriter::with_capacity(1 << 20, File::create(path)?), pos: 0, mtime })
+#[cfg(test)]
+impl ArchiveWriter<File> {
+    /// Starts an archive in a new file at `path`.
+    pub fn create(path: &Utf8Path, mtime: i64) -> io::Result<ArchiveWriter<File>> {
+        Ok(ArchiveWriter::new(File::create(path)?, mtime))
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive on `out`; every header carries `mtime`.
+    pub fn new(out: W, mtime: i64) -> ArchiveWriter<W> {
+        ArchiveWriter { out: BufWriter::with_capacity(1 << 20, out), mtime }
     }
 
     /// Adds a directory entry.
     pub fn add_dir(&mut self, name: &str) -> io::Result<()> {
         let h = ustar_header(&format!("{}/", name.trim_end_matches('/')), 0, b'5', 0o755, self.mtime)?;
-        self.out.write_all(&h)?;
-        self.pos += BLOCK;
-        Ok(())
+        self.out.write_all(&h)
     }
 
     /// Adds a file with the given contents.
     pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.add_stream(name, |w| w.write_all(data))
+        self.add_sized(name, data.len() as u64, |w| w.write_all(data))
     }
 
-    /// Adds a file whose contents `fill` writes; returns what `fill` returned.
-    pub fn add_stream<T>(&mut self, name: &str, fill: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
-        let header_pos = self.pos;
-        self.out.write_all(&[0u8; BLOCK as usize])?;
+    /// Adds a file of `size` bytes that `fill` writes; returns what `fill` returned.
+    pub fn add_sized<T>(
+        &mut self,
+        name: &str,
+        size: u64,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.out.write_all(&ustar_header(name, size, b'0', 0o644, self.mtime)?)?;
         let mut counter = Counter { inner: &mut self.out, n: 0 };
         let value = fill(&mut counter)?;
-        let size = counter.n;
+        if counter.n != size {
+            return Err(invalid(&format!("{name}: {} bytes were written where {size} were announced", counter.n)));
+        }
         let pad = (BLOCK - size % BLOCK) % BLOCK;
         self.out.write_all(&vec![0u8; pad as usize])?;
-        let header = ustar_header(name, size, b'0', 0o644, self.mtime)?;
-        // Patch the placeholder now that the size is known (the buffer goes to the file first).
-        self.out.flush()?;
-        let file = self.out.get_mut();
-        file.seek(SeekFrom::Start(header_pos))?;
-        file.write_all(&header)?;
-        file.seek(SeekFrom::End(0))?;
-        self.pos = header_pos + BLOCK + size + pad;
         Ok(value)
     }
 
-    /// Writes the end-of-archive marker. There is no fsync: the archive is a temporary file that
-    /// `docker load` reads at once, and it is remade if anything fails.
+    /// Writes the end-of-archive marker and flushes. There is no fsync: our archives are
+    /// temporary, read at once by `docker load`, and remade if anything fails.
     pub fn finish(mut self) -> io::Result<()> {
         self.out.write_all(&[0u8; 2 * BLOCK as usize])?;
         self.out.flush()
@@ -334,7 +338,7 @@ mod tests {
         let path = Utf8PathBuf::from_path_buf(dir.path().join("a.tar")).unwrap();
         let mut w = ArchiveWriter::create(&path, 1_735_787_045).unwrap();
         w.add_dir("layer-0").unwrap();
-        w.add_stream("layer-0/layer.tar", |out| out.write_all(&vec![7u8; 1000])).unwrap();
+        w.add_sized("layer-0/layer.tar", 1000, |out| out.write_all(&vec![7u8; 1000])).unwrap();
         w.add_bytes("cfg.json", br#"{"rootfs":{"diff_ids":["sha256:x"]},"history":[{"created_by":"A"},{"created_by":"B","empty_layer":true}]}"#).unwrap();
         w.add_bytes("manifest.json", br#"[{"Config":"cfg.json","RepoTags":[],"Layers":["layer-0/layer.tar"]}]"#)
             .unwrap();
@@ -351,5 +355,9 @@ mod tests {
         let mut data = Vec::new();
         saved.layer_tar(0).unwrap().read_to_end(&mut data).unwrap();
         assert_eq!(data, vec![7u8; 1000]);
+
+        let mut short = ArchiveWriter::new(Vec::new(), 0);
+        let err = short.add_sized("short", 10, |out| out.write_all(b"nine byte")).unwrap_err();
+        assert_eq!(err.to_string(), "short: 9 bytes were written where 10 were announced");
     }
 }

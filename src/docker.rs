@@ -315,9 +315,12 @@ pub fn save(program: &Program, reference: &str, path: &Utf8Path) -> Result<(), D
     Ok(())
 }
 
-/// Loads an image archive into the daemon.
-pub fn load(program: &Program, path: &Utf8Path) -> Result<(), DockerError> {
-    docker(program).args(["load", "--quiet", "--input", path.as_str()]).output()?;
+/// Loads the image archive that `write` produces, through `docker load`'s stdin.
+pub fn load_from(
+    program: &Program,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), DockerError> {
+    docker(program).args(["load", "--quiet"]).feed(write)?;
     Ok(())
 }
 

@@ -107,33 +107,62 @@ pub fn normalize(program: &Program, req: &Request) -> Result<Normalized, Normali
     ));
     docker::save(program, req.image.as_str(), &raw)?;
     let saved = SavedImage::open(&raw)?;
-    let out = dir.join("normalized.tar");
-    let result = rewrite(&saved, req, &out)?;
-    std::fs::remove_file(&raw).map_err(|source| NormalizeError::Io { what: format!("remove {raw}"), source })?;
+    let plan = plan(&saved, req)?;
     // An image with this config digest is already there (a rebuild that reproduced, or the same
     // commit built again): its layers are verified by its id, so loading again would only cost time.
-    if docker::inspect_image(program, result.digest.as_str())?.is_some() {
+    if docker::inspect_image(program, plan.result.digest.as_str())?.is_some() {
         if let Some(tag) = req.tag {
-            docker::tag(program, result.digest.as_str(), tag)?;
+            docker::tag(program, plan.result.digest.as_str(), tag)?;
         }
-        return Ok(result);
+        return Ok(plan.result);
     }
-    docker::load(program, &out)?;
-    match docker::inspect_image(program, result.digest.as_str())? {
-        Some(info) if info.id == result.digest => Ok(result),
-        Some(info) => Err(NormalizeError::Mismatch {
-            what: format!("docker loaded {} where {} was written", info.id, result.digest),
-        }),
-        None => Err(NormalizeError::Mismatch { what: format!("docker did not load {}", result.digest) }),
+    // The archive goes straight into `docker load`: the daemon ingests it while we write it.
+    docker::load_from(program, |out| write(&saved, req, &plan, out))?;
+    let digest = &plan.result.digest;
+    match docker::inspect_image(program, digest.as_str())? {
+        Some(info) if info.id == *digest => Ok(plan.result),
+        Some(info) => {
+            Err(NormalizeError::Mismatch { what: format!("docker loaded {} where {digest} was written", info.id) })
+        }
+        None => Err(NormalizeError::Mismatch { what: format!("docker did not load {digest}") }),
     }
 }
 
-/// Writes the normalised legacy archive of `saved` to `out`.
-pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Normalized, NormalizeError> {
-    let io_err = |what: &str| {
-        let what = what.to_owned();
-        move |source| NormalizeError::Io { what, source }
-    };
+/// Writes the normalised legacy archive of `saved` to `out` (plan, then write).
+#[cfg(test)]
+pub fn rewrite(saved: &SavedImage, req: &Request, out: &mut dyn Write) -> Result<Normalized, NormalizeError> {
+    let plan = plan(saved, req)?;
+    write(saved, req, &plan, out)
+        .map_err(|source| NormalizeError::Io { what: "write the normalised archive".into(), source })?;
+    Ok(plan.result)
+}
+
+/// What the normalised image will be, worked out before a byte of it is written: every layer's
+/// size and diff_id (a pass over the layers into a counting sink), and the config.
+pub struct Plan {
+    pub result: Normalized,
+    sizes: Vec<u64>,
+    config_bytes: Vec<u8>,
+}
+
+/// How a layer is carried into the normalised image.
+fn policy(req: &Request, i: usize) -> Option<layer::Policy> {
+    // The base image's layers are copied byte for byte.
+    (i >= req.base_layers).then_some(layer::Policy { epoch: req.source_date_epoch, mode: layer::Mode::Set })
+}
+
+/// Streams layer `i` of `saved` into `out` as the normalised image carries it; returns
+/// `("sha256:<hex>", bytes)` of what was written.
+fn carry_layer(saved: &SavedImage, req: &Request, i: usize, out: &mut dyn Write) -> io::Result<(String, u64)> {
+    let input = saved.layer_tar(i)?;
+    match policy(req, i) {
+        None => copy_hashing(input, out),
+        Some(p) => layer::rewrite_times(input, out, p).map(|c| (c.diff_id, c.size)),
+    }
+}
+
+/// Works out the normalised image (see [`Plan`]), checking the base layers against the config.
+pub fn plan(saved: &SavedImage, req: &Request) -> Result<Plan, NormalizeError> {
     let original = saved.diff_ids();
     if original.len() != saved.layer_count() {
         return Err(NormalizeError::Mismatch {
@@ -145,56 +174,30 @@ pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Norm
             what: format!("the base image has {} layers but the image only {}", req.base_layers, original.len()),
         });
     }
-    let mut w = ArchiveWriter::create(out, req.source_date_epoch).map_err(io_err(&format!("create {out}")))?;
     let mut diff_ids = Vec::with_capacity(original.len());
-    let mut layer_paths = Vec::with_capacity(original.len());
+    let mut sizes = Vec::with_capacity(original.len());
     let mut layer_bytes = 0;
     for (i, expected) in original.iter().enumerate() {
         // No child process runs here for Ctrl-C to stop, so the loop asks.
         if crate::process::interrupted() {
             return Err(NormalizeError::Interrupted);
         }
-        let name = format!("layer-{i}");
-        w.add_dir(&name).map_err(io_err("write the normalised archive"))?;
-        let path = format!("{name}/layer.tar");
-        let input = saved.layer_tar(i).map_err(io_err(&format!("read layer {i}")))?;
-        let (digest, size) = if i < req.base_layers {
-            // A base layer is copied byte for byte; hashing it checks that it is what the config says.
-            let (digest, size) =
-                w.add_stream(&path, |out| copy_hashing(input, out)).map_err(io_err(&format!("copy layer {i}")))?;
-            if &digest != expected {
-                return Err(NormalizeError::Mismatch {
-                    what: format!("base layer {i} hashes to {digest}, not {expected}"),
-                });
-            }
-            (digest, size)
-        } else {
-            let policy = layer::Policy { epoch: req.source_date_epoch, mode: layer::Mode::Set };
-            let clamped = w
-                .add_stream(&path, |out| layer::rewrite_times(input, out, policy))
-                .map_err(io_err(&format!("rewrite layer {i}")))?;
-            (clamped.diff_id, clamped.size)
-        };
+        let (digest, size) = carry_layer(saved, req, i, &mut io::sink())
+            .map_err(|source| NormalizeError::Io { what: format!("read layer {i}"), source })?;
+        if policy(req, i).is_none() && &digest != expected {
+            return Err(NormalizeError::Mismatch {
+                what: format!("base layer {i} hashes to {digest}, not {expected}"),
+            });
+        }
         layer_bytes += size;
-        log::progress(&format!("normalising: layer {}/{} done, {} MB", i + 1, original.len(), layer_bytes >> 20));
+        log::progress(&format!("normalising: layer {}/{} planned, {} MB", i + 1, original.len(), layer_bytes >> 20));
         diff_ids.push(digest);
-        layer_paths.push(path);
+        sizes.push(size);
     }
     log::progress_done();
     let config = normalized_config(&saved.config, req.source_date_epoch, &diff_ids);
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
     let digest = ImageDigest::from_hex(&hex(&Sha256::digest(&config_bytes)));
-    let config_name = format!("{}.json", digest.hex());
-    w.add_bytes(&config_name, &config_bytes).map_err(io_err("write the normalised config"))?;
-    let manifest = serde_json::json!([{
-        "Config": config_name,
-        "RepoTags": req.tag.map_or_else(Vec::new, |t| vec![t.to_owned()]),
-        "Layers": layer_paths,
-    }]);
-    w.add_bytes("manifest.json", &serde_json::to_vec(&manifest).expect("JSON values serialise"))
-        .map_err(io_err("write the normalised manifest"))?;
-    w.finish().map_err(io_err(&format!("finish {out}")))?;
-
     let instructions = layer_instructions(&config);
     let layers = diff_ids
         .into_iter()
@@ -204,7 +207,39 @@ pub fn rewrite(saved: &SavedImage, req: &Request, out: &Utf8Path) -> Result<Norm
             created_by: instructions.get(i).cloned().unwrap_or_default(),
         })
         .collect();
-    Ok(Normalized { digest, layers, layer_bytes })
+    Ok(Plan { result: Normalized { digest, layers, layer_bytes }, sizes, config_bytes })
+}
+
+/// Writes the legacy archive of a plan front to back. Every layer is carried again and must come
+/// out as planned: a difference (which would mean the input changed under us) is an error.
+pub fn write(saved: &SavedImage, req: &Request, plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = ArchiveWriter::new(out, req.source_date_epoch);
+    let mut paths = Vec::with_capacity(plan.sizes.len());
+    for (i, (&size, planned)) in plan.sizes.iter().zip(&plan.result.layers).enumerate() {
+        if crate::process::interrupted() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted while normalising the image"));
+        }
+        let name = format!("layer-{i}");
+        w.add_dir(&name)?;
+        let path = format!("{name}/layer.tar");
+        let (digest, _) = w.add_sized(&path, size, |out| carry_layer(saved, req, i, out))?;
+        if digest != planned.diff_id.as_str() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("layer {i} came out as {digest} the second time, not {}", planned.diff_id),
+            ));
+        }
+        paths.push(path);
+    }
+    let config_name = format!("{}.json", plan.result.digest.hex());
+    w.add_bytes(&config_name, &plan.config_bytes)?;
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": req.tag.map_or_else(Vec::new, |t| vec![t.to_owned()]),
+        "Layers": paths,
+    }]);
+    w.add_bytes("manifest.json", &serde_json::to_vec(&manifest).expect("JSON values serialise"))?;
+    w.finish()
 }
 
 /// The layers of an image that is not normalised: diff_ids from the daemon. Their instructions
@@ -339,7 +374,7 @@ mod tests {
         let image = ImageDigest::from_hex(&"0".repeat(64));
         let out = dir.join("normalized.tar");
         let request = Request { image: &image, source_date_epoch: sde, base_layers: 1, tag: Some("x:norm") };
-        let n = rewrite(&saved, &request, &out).unwrap();
+        let n = rewrite(&saved, &request, &mut std::fs::File::create(&out).unwrap()).unwrap();
 
         let result = SavedImage::open(&out).unwrap();
         assert_eq!(n.digest.as_str(), sha(&result.config_bytes), "the digest is the config bytes we wrote");
@@ -357,7 +392,7 @@ mod tests {
         assert!(result.config.get("docker_version").is_none());
 
         // The same input gives the same bytes: the normalisation is a function of its input.
-        let again = rewrite(&saved, &request, &dir.join("again.tar")).unwrap();
+        let again = rewrite(&saved, &request, &mut std::io::sink()).unwrap();
         assert_eq!(again.digest, n.digest);
     }
 

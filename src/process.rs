@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write as _};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,10 +79,26 @@ impl Output {
 
 #[derive(Debug)]
 pub enum CmdError {
-    NotFound { program: String },
-    Spawn { command: String, source: io::Error },
-    Failed { command: String, status: String, stderr: String },
-    Interrupted { command: String },
+    NotFound {
+        program: String,
+    },
+    Spawn {
+        command: String,
+        source: io::Error,
+    },
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    Interrupted {
+        command: String,
+    },
+    /// What we were writing to the command's stdin failed.
+    Input {
+        command: String,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for CmdError {
@@ -97,6 +113,7 @@ impl fmt::Display for CmdError {
             }
             CmdError::Failed { command, status, stderr } => write!(f, "`{command}` {status}: {stderr}"),
             CmdError::Interrupted { command } => write!(f, "interrupted while running `{command}`"),
+            CmdError::Input { command, source } => write!(f, "could not write the input of `{command}`: {source}"),
         }
     }
 }
@@ -166,6 +183,16 @@ impl Cmd {
     }
 
     fn expression(&self) -> duct::Expression {
+        let e = self.expression_without_stdin();
+        match &self.stdin {
+            Some(bytes) => e.stdin_bytes(bytes.clone()),
+            None => e.stdin_null(),
+        }
+    }
+
+    /// The expression before stdin is chosen: duct lets the innermost redirection win, so a caller
+    /// that brings its own stdin starts from here.
+    fn expression_without_stdin(&self) -> duct::Expression {
         let mut e = duct::cmd(self.program.path.as_std_path(), &self.args).unchecked();
         // git and docker never need our secrets; a child must not be able to read them either.
         for secret in SECRET_VARIABLES {
@@ -177,10 +204,6 @@ impl Cmd {
         for (k, v) in &self.env {
             e = e.env(k, v);
         }
-        e = match &self.stdin {
-            Some(bytes) => e.stdin_bytes(bytes.clone()),
-            None => e.stdin_null(),
-        };
         e
     }
 
@@ -214,6 +237,29 @@ impl Cmd {
         match out.status.code() {
             Some(0) => Ok(()),
             code => Err(self.failure(code, b"(its output is above)")),
+        }
+    }
+
+    /// Runs the command with output captured while `feed` writes its stdin through a pipe, so a
+    /// large input (an image archive) is never staged on disk. If the command stops reading early,
+    /// its own failure is reported rather than the broken pipe.
+    pub fn feed<T>(self, feed: impl FnOnce(&mut dyn io::Write) -> io::Result<T>) -> Result<T, CmdError> {
+        crate::log::command(&self.display());
+        let (reader, mut writer) = io::pipe().map_err(|e| self.spawn_error(e))?;
+        let handle = self
+            .expression_without_stdin()
+            .stdin_file(reader)
+            .stdout_capture()
+            .stderr_capture()
+            .start()
+            .map_err(|e| self.spawn_error(e))?;
+        let fed = feed(&mut writer).and_then(|value| writer.flush().map(|()| value));
+        drop(writer);
+        let out = self.wait(&handle)?;
+        match (out.status.code(), fed) {
+            (Some(0), Ok(value)) => Ok(value),
+            (Some(0), Err(source)) => Err(CmdError::Input { command: self.display(), source }),
+            (code, _) => Err(self.failure(code, &out.stderr)),
         }
     }
 
@@ -347,6 +393,23 @@ mod tests {
         let err =
             decompress("gzip", io::Cursor::new(b"not gzip".to_vec())).unwrap().read_to_end(&mut sink).unwrap_err();
         assert!(err.to_string().contains("`gzip -dc` exit status: 1"), "{err}");
+    }
+
+    #[test]
+    fn feeding_stdin_through_a_pipe() {
+        let out =
+            Cmd::new(&sh()).args(["-c", "wc -c >&2; exit 3"]).feed(|w| w.write_all(&vec![b'x'; 200_000])).unwrap_err();
+        assert_eq!(out.to_string(), "`sh -c 'wc -c >&2; exit 3'` exited with code 3: 200000");
+        // A program that stops reading early: its failure is what we hear about, not EPIPE.
+        let early = Cmd::new(&sh()).args(["-c", "echo gave up >&2; exit 1"]).feed(|w| {
+            for _ in 0..100 {
+                w.write_all(&[0u8; 65536])?;
+            }
+            Ok(())
+        });
+        assert_eq!(early.unwrap_err().to_string(), "`sh -c 'echo gave up >&2; exit 1'` exited with code 1: gave up");
+        let fine = Cmd::new(&sh()).args(["-c", "cat > /dev/null"]).feed(|w| w.write_all(b"ok").map(|()| 7)).unwrap();
+        assert_eq!(fine, 7);
     }
 
     #[test]
