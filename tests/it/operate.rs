@@ -48,6 +48,7 @@ fn run_streams_the_output_exits_with_the_code_and_records_the_container() {
     let ops = Record::load(t.join("output/rtm.trig"))
         .values("SELECT ?o WHERE { GRAPH ?g { ?c prov:wasAttributedTo ?o } }", "o");
     assert!(ops.contains(&"urn:example:org:esa".to_owned()), "{ops:?}");
+    remove_recorded_containers(&t);
 }
 
 #[test]
@@ -105,6 +106,7 @@ fn list_and_show_read_the_demos_records_and_ours() {
 fn json_output_follows_the_documented_schemas() {
     let (t, digest) = runnable("json\n");
     t.rtm(["run", "--image-digest", &digest]).run().success();
+    remove_recorded_containers(&t);
     t.rtm(["reproduce", "--image-digest", &digest]).run().success();
     let list = t.rtm(["list", "--json"]).run().success().json();
     assert_eq!(list["schema"], "rtm-compute/list/1");
@@ -160,6 +162,13 @@ fn json_output_follows_the_documented_schemas() {
         assert_eq!(json_type(&show["runs"][0][key]), "string", "show.runs[].{key}");
     }
     assert_eq!(json_type(&show["layers"][0]["diffId"]), "string");
+}
+
+/// Removes the containers the test's runs recorded (they are kept by `run`, for the audit).
+fn remove_recorded_containers(t: &TestEnv) {
+    let ids =
+        Record::load(t.join("output/rtm.trig")).values("SELECT ?i WHERE { GRAPH ?g { ?c rtm:containerId ?i } }", "i");
+    let _ = std::process::Command::new("docker").args(["rm", "--force"]).args(&ids).output();
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {
