@@ -293,6 +293,11 @@ pub fn container_state(program: &Program, id: &str) -> Result<ContainerState, Do
     })
 }
 
+/// Removes a container (best effort: one that is already gone is fine).
+pub fn remove_container(program: &Program, id: &str) {
+    let _ = docker(program).args(["container", "rm", "--force", "--", id]).uninterruptible().output();
+}
+
 /// The name of the host the daemon runs on (docker `info .Name`, podman `info .Host.Hostname`),
 /// else this machine's host name.
 pub fn host_name(program: &Program) -> String {

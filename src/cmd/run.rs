@@ -41,7 +41,9 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     }
     let state = docker::container_state(&program, &id)?;
     if !state.started {
-        log::warn(&format!("container {id} was created but could not start; it is not recorded"));
+        // Nothing ran, so there is nothing to audit: the container goes, and no node is written.
+        docker::remove_container(&program, &id);
+        log::warn(&format!("container {id} was created but could not start; it is removed and not recorded"));
         return Ok(EXIT_PREREQUISITE);
     }
     let container =

@@ -38,7 +38,20 @@ fn run_streams_the_output_exits_with_the_code_and_records_the_container() {
         assert!(row["host"].starts_with("urn:adcs:location:docker:"));
     }
     // A container that cannot start: exit 2, and nothing recorded.
-    t.rtm(["run", "--image-digest", &digest, "--", "/no/such/program"]).run().code_is(2).stderr_has("could not start");
+    let failed = t
+        .rtm(["run", "--image-digest", &digest, "--", "/no/such/program"])
+        .run()
+        .code_is(2)
+        .stderr_has("could not start");
+    let id = failed
+        .stderr()
+        .split("container ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    let gone = std::process::Command::new("docker").args(["container", "inspect", &id]).output().unwrap();
+    assert!(!id.is_empty() && !gone.status.success(), "the container {id} that never started is removed");
     assert_eq!(Record::load(t.join("output/rtm.trig")).select(CONTAINERS).len(), 2);
     // ADCS_OPERATING_ORG_IRI names the operator.
     t.rtm(["run", "--image-digest", &digest, "--", "sh", "-c", "exit 0"])
