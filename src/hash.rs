@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -69,18 +69,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// sha256 hex of everything `reader` yields.
-pub fn sha256_reader(mut reader: impl Read) -> io::Result<String> {
+pub fn sha256_reader(reader: impl Read) -> io::Result<String> {
+    copy_sha256(reader, &mut io::sink()).map(|(hex, _)| hex)
+}
+
+/// Copies `input` to `out` and returns the sha256 hex and the length of what was copied.
+pub fn copy_sha256(mut input: impl Read, out: &mut dyn Write) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; BUFFER];
+    let mut total = 0u64;
     loop {
-        match reader.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        total += n as u64;
     }
-    Ok(hex(&hasher.finalize()))
+    Ok((hex(&hasher.finalize()), total))
 }
 
 /// sha256 hex of a file's bytes (the `rtm:dockerfileHash` of a Dockerfile).

@@ -27,6 +27,8 @@ use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
+use crate::hash::hex;
+
 const BLOCK: usize = 512;
 const ZEROS: [u8; BLOCK] = [0; BLOCK];
 
@@ -712,11 +714,6 @@ fn until_nul(bytes: &[u8]) -> &[u8] {
 /// Names are bytes; they are shown as UTF-8, with anything else replaced, since entries only serve explanations.
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes.iter().flat_map(|&b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char]).collect()
 }
 
 fn invalid(message: String) -> io::Error {

@@ -12,14 +12,13 @@
 //! skips layers whose chain already exists).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use camino::Utf8Path;
-use sha2::{Digest, Sha256};
 
 use crate::archive::{ArchiveError, ArchiveWriter, SavedImage, layer_instructions};
 use crate::docker::{self, DockerError, ImageDigest};
-use crate::hash::hex;
+use crate::hash::{copy_sha256, sha256_hex};
 use crate::layer;
 use crate::log;
 use crate::process::Program;
@@ -156,7 +155,7 @@ fn policy(req: &Request, i: usize) -> Option<layer::Policy> {
 fn carry_layer(saved: &SavedImage, req: &Request, i: usize, out: &mut dyn Write) -> io::Result<(String, u64)> {
     let input = saved.layer_tar(i)?;
     match policy(req, i) {
-        None => copy_hashing(input, out),
+        None => copy_sha256(input, out).map(|(hex, size)| (format!("sha256:{hex}"), size)),
         Some(p) => layer::rewrite_times(input, out, p).map(|c| (c.diff_id, c.size)),
     }
 }
@@ -197,7 +196,7 @@ pub fn plan(saved: &SavedImage, req: &Request) -> Result<Plan, NormalizeError> {
     log::progress_done();
     let config = normalized_config(&saved.config, req.source_date_epoch, &diff_ids);
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
-    let digest = ImageDigest::from_hex(&hex(&Sha256::digest(&config_bytes)));
+    let digest = ImageDigest::from_hex(&sha256_hex(&config_bytes));
     let instructions = layer_instructions(&config);
     let layers = diff_ids
         .into_iter()
@@ -248,25 +247,6 @@ pub fn unnormalized_layers(program: &Program, image: &ImageDigest) -> Result<Vec
     let info = docker::inspect_image(program, image.as_str())?
         .ok_or_else(|| NormalizeError::Mismatch { what: format!("the built image {image} is not in the daemon") })?;
     Ok(info.layers.into_iter().map(|diff_id| Layer { diff_id, created_by: String::new() }).collect())
-}
-
-/// Copies `input` to `out` and returns `("sha256:<hex>", bytes)` of what was copied.
-fn copy_hashing(mut input: impl Read, out: &mut dyn Write) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok((format!("sha256:{}", hex(&hasher.finalize())), total))
 }
 
 /// The config with build times set to the source date, the per-build fields dropped, and the
@@ -326,7 +306,7 @@ mod tests {
     }
 
     fn sha(bytes: &[u8]) -> String {
-        format!("sha256:{}", hex(&Sha256::digest(bytes)))
+        format!("sha256:{}", sha256_hex(bytes))
     }
 
     /// Docker 25+ saves an OCI layout (`blobs/sha256/…`, `index.json`) and the containerd store

@@ -136,11 +136,14 @@ pub fn paint(text: &str, good: bool) -> String {
     format!("\x1b[{}m{text}\x1b[0m", if good { "32" } else { "31" })
 }
 
+/// The record the demo and we read and write when none is named.
+pub const DEFAULT_RECORD: &str = "output/rtm.trig";
+
 /// The witnesses (and their assertions and runs) from a TriG record or from Flexo's `evidence`
 /// and `audit` branches.
 pub fn read_witnesses(source: &SourceArgs) -> Result<crate::record::Dataset, Error> {
     if !source.from_flexo {
-        let path = source.from_trig.clone().unwrap_or_else(|| camino::Utf8PathBuf::from("output/rtm.trig"));
+        let path = source.from_trig.clone().unwrap_or_else(|| camino::Utf8PathBuf::from(DEFAULT_RECORD));
         return Ok(crate::record::read(&path)?);
     }
     let settings = crate::flexo::Settings::from_env()?;

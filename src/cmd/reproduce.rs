@@ -58,11 +58,14 @@ impl Config {
             git: super::git_program()?,
             docker: super::docker_program(&args.docker.docker_cmd)?,
             selector,
-            record: args.record.or_else(|| args.from_trig.clone()).unwrap_or_else(|| Utf8PathBuf::from(DEFAULT_RECORD)),
+            record: args
+                .record
+                .or_else(|| args.from_trig.clone())
+                .unwrap_or_else(|| Utf8PathBuf::from(super::DEFAULT_RECORD)),
             source: match args.from_trig {
                 _ if args.from_flexo => WitnessSource::Flexo(Box::new(flexo::Settings::from_env()?)),
                 Some(path) => WitnessSource::Trig(path),
-                None => WitnessSource::Trig(Utf8PathBuf::from(DEFAULT_RECORD)),
+                None => WitnessSource::Trig(Utf8PathBuf::from(super::DEFAULT_RECORD)),
             },
             flexo_write: if args.flexo { Some(flexo::Settings::from_env()?) } else { None },
             repo: args.repo,
@@ -76,9 +79,6 @@ impl Config {
         })
     }
 }
-
-/// The record both the demo and we use when none is named.
-const DEFAULT_RECORD: &str = "output/rtm.trig";
 
 /// Where the recorded commit was found. Dropping it removes any temporary clone.
 struct Source {

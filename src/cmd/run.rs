@@ -19,7 +19,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         .record
         .clone()
         .or_else(|| args.source.from_trig.clone())
-        .unwrap_or_else(|| Utf8PathBuf::from("output/rtm.trig"));
+        .unwrap_or_else(|| Utf8PathBuf::from(super::DEFAULT_RECORD));
     let operator = operator()?;
     let flexo = if args.flexo { Some(Settings::from_env()?) } else { None };
     let program = super::docker_program(&args.docker.docker_cmd)?;
